@@ -1,0 +1,233 @@
+"""The ``almatools`` command line.
+
+::
+
+    almatools tasks                      every task, with the plugin and distribution providing it
+    almatools plugins                    every plugin, its distribution and its tasks
+    almatools run TASK --param value …   run a task (``--help`` renders the XML help)
+    almatools help TASK                  the task's help
+    almatools demo [--workdir DIR]       run every task on the embedded example
+    almatools casa-setup                 configure CASA for offline use (site config)
+    almatools shell-setup [--write]      the ~/.casa/startup.py line for the casa% prompt
+    almatools check-xml FILE …           validate task XML files
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*header), fmt.format(*["-" * w for w in widths])]
+    lines += [fmt.format(*map(str, r)) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def cmd_tasks(args) -> int:
+    from .registry import get_registry
+    rows = [[t.name, t.plugin, t.distribution, t.spec.shortdescription] for t in get_registry()]
+    print(_table(rows, ["task", "plugin", "distribution", "description"]))
+    return 0
+
+
+def cmd_plugins(args) -> int:
+    from .registry import get_registry
+    reg = get_registry()
+    dists = getattr(reg.pm, "almatools_distributions", {})
+    rows = []
+    for name, plugin in sorted(reg.pm.list_name_plugin()):
+        tasks = [t.name for t in reg if t.plugin == name]
+        hooks = [h.name for h in reg.pm.get_hookcallers(plugin) or []]
+        rows.append([name, dists.get(name, ""), ", ".join(tasks) or "-", ", ".join(sorted(hooks))])
+    print(_table(rows, ["plugin", "distribution", "tasks", "hooks"]))
+    return 0
+
+
+def _task_parser(task) -> argparse.ArgumentParser:
+    from .task import render_doc
+    parser = argparse.ArgumentParser(
+        prog=f"almatools run {task.name}", description=render_doc(task.spec),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    for p in task.spec.params:
+        parser.add_argument(f"--{p.name}", metavar=p.type.upper(), default=argparse.SUPPRESS,
+                            help=f"{p.shortdescription} (default {p.default!r})")
+    parser.add_argument("--json", dest="_json", metavar="FILE", default=argparse.SUPPRESS,
+                        help="also write the result dictionary to FILE as JSON")
+    return parser
+
+
+def cmd_run(args, extra: list[str]) -> int:
+    from .errors import TaskParameterError
+    from . import params
+    from .registry import get_registry
+    try:
+        task = get_registry().get(args.task)
+    except KeyError as exc:
+        print(f"almatools: {exc.args[0]}", file=sys.stderr)
+        return 2
+    ns = vars(_task_parser(task).parse_args(extra))
+    json_out = ns.pop("_json", None)
+    values = {}
+    for name, text in ns.items():
+        spec = task.spec.param(name)
+        try:
+            values[name] = params.from_cli_text(spec, text)
+        except ValueError as exc:
+            print(f"almatools: {TaskParameterError(task.name, name, text, str(exc))}", file=sys.stderr)
+            return 2
+    _console_log()
+    try:
+        result = task(**values)
+    except TaskParameterError as exc:
+        print(f"almatools: {exc}", file=sys.stderr)
+        return 2
+    text = json.dumps(result, indent=2, default=str)
+    print(text)
+    if json_out:
+        Path(json_out).write_text(text + "\n")
+    return 0
+
+
+def _console_log() -> None:
+    """On the command line, show the CASA log on the terminal too."""
+    from . import log
+    cl = log.casalog()
+    if cl is not None:
+        cl.showconsole(True)
+    else:
+        import logging
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+def cmd_help(args) -> int:
+    from .registry import get_registry
+    try:
+        task = get_registry().get(args.task)
+    except KeyError as exc:
+        print(f"almatools: {exc.args[0]}", file=sys.stderr)
+        return 2
+    _task_parser(task).print_help()
+    return 0
+
+
+def cmd_casa_setup(args) -> int:
+    from . import casaenv
+    if args.print:
+        print(casaenv.site_config_text(), end="")
+        return 0
+    from .errors import CasaSetupError
+    try:
+        path, what = casaenv.write_site_config(args.path, force=args.force)
+    except CasaSetupError as exc:
+        print(f"almatools: {exc}", file=sys.stderr)
+        return 1
+    print(f"CASA site config {what}: {path}")
+    user = Path("~/.casa/config.py").expanduser()
+    if user.exists():
+        print(f"note: your {user} is read after it and may override these settings (it was not changed)")
+    return 0
+
+
+def _startup_path(arg: str | None) -> Path:
+    return Path(arg or "~/.casa/startup.py").expanduser()
+
+
+def cmd_shell(args) -> int:
+    from almatools.casa_tasks.shell import STARTUP_LINE
+    target = _startup_path(args.startupfile)
+    if not args.write:
+        print(STARTUP_LINE)
+        print(f"# add this line to {target} (or run: almatools shell-setup --write)", file=sys.stderr)
+        return 0
+    text = target.read_text() if target.exists() else ""
+    if STARTUP_LINE in text.splitlines():
+        print(f"{target}: already set up")
+        return 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if text and not text.endswith("\n"):
+        text += "\n"
+    tmp = target.with_name(target.name + ".almatools.tmp")
+    tmp.write_text(text + "# almatools tasks at the casa% prompt\n" + STARTUP_LINE + "\n")
+    os.replace(tmp, target)
+    print(f"{target}: added the almatools line")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+    ctx = run_demo(args.workdir, only=args.only)
+    failures = ctx.data.get("failures", [])
+    if failures:
+        print(f"\ndemo finished with failing steps: {', '.join(failures)}")
+        return 1
+    print(f"\ndemo finished; outputs in {ctx.workdir}")
+    return 0
+
+
+def cmd_check_xml(args) -> int:
+    from .errors import TaskDefinitionError
+    from .taskxml import parse_task_xml
+    status = 0
+    for f in args.files:
+        try:
+            spec = parse_task_xml(f)
+        except TaskDefinitionError as exc:
+            print(f"FAIL {exc}")
+            status = 1
+        else:
+            print(f"ok   {f}: task {spec.name} ({len(spec.params)} parameters)")
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="almatools", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("tasks", help="list every registered task").set_defaults(func=cmd_tasks)
+    sub.add_parser("plugins", help="list every plugin").set_defaults(func=cmd_plugins)
+    run = sub.add_parser("run", help="run a task: almatools run TASK --param value ...", add_help=False)
+    run.add_argument("task")
+    run.set_defaults(func=lambda args: cmd_run(args, []))
+    h = sub.add_parser("help", help="show a task's help")
+    h.add_argument("task")
+    h.set_defaults(func=cmd_help)
+    demo = sub.add_parser("demo", help="run every task on the embedded example")
+    demo.add_argument("--workdir", default="almatools-demo", help="working directory (default ./almatools-demo)")
+    demo.add_argument("--only", nargs="*", help="run only these demo steps")
+    demo.set_defaults(func=cmd_demo)
+    cs = sub.add_parser("casa-setup", help="configure CASA to start offline from the casadata package")
+    cs.add_argument("--path", help="write the site config here (default: this environment's site-packages)")
+    cs.add_argument("--force", action="store_true", help="replace a site config almatools did not write (keeps .bak)")
+    cs.add_argument("--print", action="store_true", help="print the config instead of writing it")
+    cs.set_defaults(func=cmd_casa_setup)
+    ss = sub.add_parser("shell-setup", help="put almatools tasks at the casa%% prompt")
+    ss.add_argument("--write", action="store_true", help="append the line to the startup file (idempotent)")
+    ss.add_argument("--startupfile", help="startup file (default ~/.casa/startup.py)")
+    ss.set_defaults(func=cmd_shell)
+    cx = sub.add_parser("check-xml", help="validate task XML files")
+    cx.add_argument("files", nargs="+")
+    cx.set_defaults(func=cmd_check_xml)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # `run TASK ...`: everything after the task name belongs to the task's own parser
+    if len(argv) >= 2 and argv[0] == "run":
+        args = parser.parse_args(argv[:2])
+        return cmd_run(args, argv[2:])
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
