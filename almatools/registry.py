@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
-import importlib.resources
 import importlib.util
 import inspect
 import os
@@ -56,9 +55,21 @@ class TaskSource:
     override: bool = False
 
 
-def builtin_xml(name: str):
-    """The XML file of a built-in task, shipped as ``almatools.xml/<name>.xml``."""
-    return importlib.resources.files("almatools.xml") / f"{name}.xml"
+def builtin_xml(name: str) -> Path:
+    """The XML file of a built-in task: ``xml/<name>.xml``.
+
+    Installed, the ``xml/`` folder ships inside the package (``almatools/xml``);
+    in a source checkout (editable install) it is the repository's top-level
+    ``xml/``.  It has no ``__init__.py`` on purpose: a package named ``xml`` at
+    the repository root would shadow the standard library's.
+    """
+    here = Path(__file__).resolve().parent
+    for folder in (here / "xml", here.parent / "xml"):
+        path = folder / f"{name}.xml"
+        if path.is_file():
+            return path
+    raise TaskDefinitionError(f"xml/{name}.xml", "file", f"is not installed (looked in {here / 'xml'} "
+                              f"and {here.parent / 'xml'})")
 
 
 def casa_task_names() -> frozenset[str]:

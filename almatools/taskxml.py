@@ -20,6 +20,7 @@ No code is generated or executed: constraints stay data.
 
 from __future__ import annotations
 
+import ast
 import textwrap
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -273,6 +274,27 @@ def _xml_value(value_elem, ptype: str, accepts: tuple[str, ...]):
     return _params.from_xml_text(vtype, _text(value_elem))
 
 
+def _constraint_value(value_elem, spec: ParamSpec):
+    """A ``<default>`` value inside constraints.
+
+    CASA writes these as Python literals (``&quot;linear&quot;``, ``True``,
+    ``[]``) as often as bare text (``auto``, ``10%``): take the literal when
+    the text is one that fits the parameter, the typed text otherwise.
+    """
+    text = _text(value_elem).strip() if value_elem is not None else ""
+    if text:
+        try:
+            literal = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            pass
+        else:
+            try:
+                return _params.coerce(spec.type, literal, spec.accepts)
+            except ValueError:
+                pass
+    return _xml_value(value_elem, spec.type, spec.accepts)
+
+
 def _parse_constraints(source: str, elem, params: list[ParamSpec]) -> list[Condition]:
     by_name = {p.name: p for p in params}
     out: list[Condition] = []
@@ -304,7 +326,7 @@ def _parse_constraints(source: str, elem, params: list[ParamSpec]) -> list[Condi
                     raise TaskDefinitionError(source, f"<default param={target!r}>", "names no declared parameter")
                 sub = by_name[target]
                 try:
-                    dv = _xml_value(_child(d, "value"), sub.type, sub.accepts)
+                    dv = _constraint_value(_child(d, "value"), sub)
                     _params.check(sub, dv, check_exists=False)
                 except (KeyError, ValueError) as exc:
                     raise TaskDefinitionError(source, f"<default param={target!r}>", f"default {exc}") from None
