@@ -91,6 +91,10 @@ def _blocked() -> set[str]:
     return {n.strip() for n in os.environ.get("ALMATOOLS_DISABLE_PLUGINS", "").split(",") if n.strip()}
 
 
+def _tracing() -> bool:
+    return os.environ.get("ALMATOOLS_TRACE_PLUGINS", "") not in ("", "0")
+
+
 def make_plugin_manager(load_entrypoints: bool = True) -> pluggy.PluginManager:
     """Build a fresh plugin manager (never a module global).
 
@@ -117,7 +121,7 @@ def make_plugin_manager(load_entrypoints: bool = True) -> pluggy.PluginManager:
             pm.register(plugin, name=ep.name)
             pm.almatools_distributions[ep.name] = dist
     pm.check_pending()
-    if os.environ.get("ALMATOOLS_TRACE_PLUGINS", "") not in ("", "0"):
+    if _tracing():
         pm.trace.root.setwriter(sys.stderr.write)
         pm.enable_tracing()
     return pm
@@ -134,10 +138,15 @@ class TaskRegistry:
         self.pm = pm if pm is not None else make_plugin_manager()
         self._tasks: dict[str, Task] = {}
         self._casa_names = casa_task_names()
+        # Called per implementation (not through pm.hook) so every task keeps the plugin it came from.
         for impl in self.pm.hook.almatools_register_tasks.get_hookimpls():
             plugin = self.pm.get_name(impl.plugin) or repr(impl.plugin)
             dist = getattr(self.pm, "almatools_distributions", {}).get(plugin, "")
-            for source in impl.function() or ():
+            sources = list(impl.function() or ())
+            if _tracing():
+                sys.stderr.write(f"almatools: plugin {plugin!r} ({dist}) almatools_register_tasks() -> "
+                                 f"{len(sources)} task(s)\n")
+            for source in sources:
                 self.add(source, plugin, dist)
 
     def add(self, source: TaskSource, plugin: str = "", distribution: str = "") -> Task:
