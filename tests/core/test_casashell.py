@@ -1,0 +1,128 @@
+"""The casa% prompt for real: casashell started headless with the almatools startup line.
+
+Typed prompt lines are run through IPython's ``run_cell`` (autocall on, as at
+the prompt), so ``path = '...'`` followed by ``go calversion`` is exactly what
+a user types.  A second script is run with casashell's ``execfile``.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from almatools.casa_tasks.shell import STARTUP_LINE
+
+pytestmark = [pytest.mark.casa, pytest.mark.shell]
+
+
+def run_casashell(workdir: Path, script: str, home: Path) -> subprocess.CompletedProcess:
+    startup = workdir / "startup.py"
+    startup.write_text(STARTUP_LINE + "\n")
+    (workdir / "script.py").write_text(textwrap.dedent(script))
+    env = {**os.environ, "HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "casashell", "--nologger", "--nogui", "--agg", "--startupfile", str(startup),
+         "-c", "script.py"], capture_output=True, text=True, cwd=workdir, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def prompt_session(tmp_path_factory):
+    work = tmp_path_factory.mktemp("casashell")
+    mous = work / "mous"
+    mous.mkdir()
+    (work / "helper.py").write_text(textwrap.dedent(f"""
+        r = calversion(path={str(mous)!r})
+        results['execfile'] = sorted(r) if isinstance(r, dict) else repr(r)
+        results['execfile_globals_seen'] = 'results' in globals()
+    """))
+    out = run_casashell(work, f"""
+        import json, io, contextlib
+        ip = get_ipython()
+        results = {{}}
+        def typed(line):
+            buf = io.StringIO()
+            with contextlib.redirect_stdout(buf):
+                ip.run_cell(line)
+            return buf.getvalue()
+        results['inp_before'] = typed("inp calversion")
+        typed("path = {str(mous)!r}")
+        results['inp_after'] = typed("inp(calversion)")
+        typed("r = go(calversion)")
+        results['go_result'] = sorted(ip.user_ns['r'])
+        results['last'] = open('calversion.last').read()
+        typed("default calversion")
+        results['after_default'] = 'path' in ip.user_ns
+        typed("tget calversion")
+        results['after_tget'] = ip.user_ns.get('path')
+        typed("path = '/nonexistent/mous'")
+        results['bad_inp'] = typed("inp calversion")
+        try:
+            ip.user_ns['calversion']()
+        except ValueError as exc:
+            results['bad_go'] = type(exc).__name__ + ': ' + str(exc)
+        results['taskhelp'] = typed("taskhelp()")
+        ip.user_ns['results'] = results
+        ip.run_cell("execfile('helper.py')")
+        results['help'] = ip.user_ns['calversion'].__doc__
+        json.dump(results, open('results.json', 'w'))
+    """, home=work / "home")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return json.loads((work / "results.json").read_text()), mous
+
+
+def test_inp_lists_the_xml_parameters(prompt_session):
+    results, mous = prompt_session
+    assert results["inp_before"].splitlines()[0].startswith("# calversion :: ")
+    assert any(line.startswith("path ") and "''" in line for line in results["inp_before"].splitlines())
+    assert any(line.startswith("path ") and repr(str(mous)) in line for line in results["inp_after"].splitlines())
+
+
+def test_go_runs_with_prompt_globals_and_writes_last(prompt_session):
+    results, mous = prompt_session
+    assert isinstance(results["go_result"], list) and results["go_result"]
+    assert f"path = {str(mous)!r}" in results["last"].replace("  ", " ")
+    assert results["last"].splitlines()[-1].startswith("#calversion( path=")
+
+
+def test_default_and_tget(prompt_session):
+    results, mous = prompt_session
+    assert results["after_default"] is False
+    assert results["after_tget"] == str(mous)
+
+
+def test_invalid_global_is_shown_by_inp_and_refused_by_go(prompt_session):
+    results, _ = prompt_session
+    assert "!! must name an existing file or directory" in results["bad_inp"]
+    assert results["bad_go"].startswith("TaskParameterError: calversion: parameter 'path' must name an existing")
+
+
+def test_taskhelp_lists_almatools_tasks_as_extra_tasks(prompt_session):
+    results, _ = prompt_session
+    text = results["taskhelp"]
+    assert "Extra tasks" in text
+    extra = text[text.index("Extra tasks"):]
+    assert "calversion :" in extra
+
+
+def test_execfile_script_calls_tasks(prompt_session):
+    results, _ = prompt_session
+    assert results["execfile"] == results["go_result"]
+    assert results["execfile_globals_seen"] is True
+
+
+def test_plain_python_script_calls_tasks(tmp_path):
+    mous = tmp_path / "mous"
+    mous.mkdir()
+    script = tmp_path / "pipeline.py"
+    script.write_text(textwrap.dedent(f"""
+        from almatools.casa_tasks import calversion
+        result = calversion(path={str(mous)!r})
+        print(sorted(result))
+    """))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().startswith("[")
