@@ -156,3 +156,18 @@ def test_readme_task_table_lists_every_registered_task():
     registry = TaskRegistry(make_plugin_manager())
     expected = {t.name: t.plugin for t in registry if t.distribution.startswith("almatools ")}
     assert {k: v for k, v in table.items() if k in expected or v in set(expected.values())} == expected
+
+
+def test_modular_namespace_lists_and_completes_tasks():
+    import almatools.casa_tasks as ct
+    from almatools.registry import get_registry
+    names = get_registry().names()
+    assert set(names) <= set(dir(ct))
+    assert ct.__all__ == names
+    namespace = {}
+    exec("from almatools.casa_tasks import *", namespace)
+    assert set(names) <= set(namespace)
+    assert ct.calversion is get_registry().get("calversion")
+    import pytest
+    with pytest.raises(AttributeError, match="has no task 'nosuch'; registered tasks: "):
+        ct.nosuch
