@@ -1,0 +1,148 @@
+"""Channel frequencies of an MS in another frame across the observation: table and plot."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+from .convert import convert_frequencies, frame_factors, mjd_seconds_to_iso
+
+__all__ = ["SpwTrack", "track_spw", "write_track_table", "plot_tracks", "sample_times"]
+
+MAX_TIMES = 2000  # beyond this, times are sampled evenly (ends kept): the shift is smooth in time
+
+
+class SpwTrack:
+    """Frequencies of one spw's channels in *frame* at each sampled time."""
+
+    def __init__(self, spw, field, frame, times, factors):
+        self.spw, self.field, self.frame = spw, field, frame
+        self.times = times
+        self.factors = factors
+        self.freqs = convert_frequencies(spw.chan_freq, factors)  # T × C
+
+    @property
+    def fmin(self):
+        return self.freqs.min(axis=0)
+
+    @property
+    def fmax(self):
+        return self.freqs.max(axis=0)
+
+    @property
+    def drift_hz(self):
+        return self.fmax - self.fmin
+
+    @property
+    def drift_channels(self):
+        return self.drift_hz / np.abs(self.spw.chan_width)
+
+    def summary(self) -> dict:
+        d = self.drift_channels
+        return {"spw": self.spw.id, "name": self.spw.name, "field": self.field.name, "field_id": self.field.id,
+                "nchan": self.spw.nchan, "native_frame": self.spw.frame, "frame": self.frame,
+                "ntimes": int(self.times.size), "start": mjd_seconds_to_iso(self.times[0])[0],
+                "end": mjd_seconds_to_iso(self.times[-1])[0],
+                "freq_first_hz": self.freqs[0].tolist(),
+                "freq_min_hz": self.fmin.tolist(), "freq_max_hz": self.fmax.tolist(),
+                "drift_hz_max": float(self.drift_hz.max()), "drift_channels_max": float(d.max()),
+                "shift_hz_first_channel": [float(self.freqs[0, 0] - self.spw.chan_freq[0]),
+                                           float(self.freqs[-1, 0] - self.spw.chan_freq[0])]}
+
+
+def sample_times(times: np.ndarray, maxn: int = MAX_TIMES) -> np.ndarray:
+    if times.size <= maxn:
+        return times
+    idx = np.unique(np.round(np.linspace(0, times.size - 1, maxn)).astype(int))
+    return times[idx]
+
+
+def track_spw(msinfo, field_id: int, spw_id: int, frame: str, me) -> SpwTrack:
+    spw, fld = msinfo.spws[spw_id], msinfo.fields[field_id]
+    times = msinfo.times(field_id, spw_id)
+    if times.size == 0:
+        raise ValueError(f"spw {spw_id} has no rows for field {field_id} ({fld.name}) in {msinfo.path}")
+    times = sample_times(times)
+    fac = frame_factors(spw.frame, frame, times, fld.direction(me), msinfo.site(me), me=me)
+    return SpwTrack(spw, fld, frame.upper(), times, fac)
+
+
+def _atomic_target(path: str, overwrite: bool) -> str:
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; set overwrite=True to replace it")
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".frameconv-", suffix=os.path.splitext(path)[1], dir=folder)
+    os.close(fd)
+    return tmp
+
+
+def write_track_table(tracks, path: str, overwrite: bool = False, vis: str = "") -> str:
+    """One row per (spw, channel): native frequency, first/min/max frequency in the frame, drift.
+
+    ECSV (with units and metadata) when *path* ends in ``.ecsv``, CSV otherwise.
+    """
+    from astropy.table import Table, vstack
+    import astropy.units as u
+
+    parts = []
+    for t in tracks:
+        tab = Table()
+        tab["spw"] = np.full(t.spw.nchan, t.spw.id)
+        tab["channel"] = np.arange(t.spw.nchan)
+        tab[f"freq_{t.spw.frame.lower()}"] = t.spw.chan_freq * u.Hz
+        tab[f"freq_{t.frame.lower()}_first"] = t.freqs[0] * u.Hz
+        tab[f"freq_{t.frame.lower()}_min"] = t.fmin * u.Hz
+        tab[f"freq_{t.frame.lower()}_max"] = t.fmax * u.Hz
+        tab["drift"] = t.drift_hz * u.Hz
+        tab["drift_channels"] = t.drift_channels
+        parts.append(tab)
+    table = vstack(parts)
+    first = tracks[0]
+    table.meta.update({"vis": os.path.abspath(vis) if vis else "", "frame": first.frame,
+                       "field": first.field.name, "start": mjd_seconds_to_iso(first.times[0])[0],
+                       "end": mjd_seconds_to_iso(first.times[-1])[0]})
+    tmp = _atomic_target(path, overwrite)
+    try:
+        fmt = "ascii.ecsv" if path.lower().endswith(".ecsv") else "ascii.csv"
+        table.write(tmp, format=fmt, overwrite=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def plot_tracks(tracks, path: str, title: str = "", overwrite: bool = False) -> str:
+    """PNG: each spw's centre-channel frequency in the frame versus time (offset from its first value),
+    with the drift in channels on the right axis."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 4.5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    t0 = tracks[0].times[0]
+    for t in tracks:
+        mid = t.spw.nchan // 2
+        hours = (t.times - t0) / 3600.0
+        shift_khz = (t.freqs[:, mid] - t.freqs[0, mid]) / 1e3
+        ax.plot(hours, shift_khz, marker=".", ms=3,
+                label=f"spw {t.spw.id} ch {mid} ({t.spw.chan_freq[mid] / 1e9:.4f} GHz {t.spw.frame}); "
+                      f"drift {t.drift_channels.max():.3f} ch")
+    ax.set_xlabel(f"hours since {mjd_seconds_to_iso(t0)[0]} UTC")
+    ax.set_ylabel(f"{tracks[0].frame} frequency − first value (kHz)")
+    ax.axhline(0, color="0.7", lw=0.5)
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title(title or f"{tracks[0].frame} frequency drift, field {tracks[0].field.name}", fontsize=9)
+    fig.tight_layout()
+    tmp = _atomic_target(path, overwrite)
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
