@@ -260,11 +260,14 @@ def _contdat_one(cd, info, partial, freqstep, fitorder, me):
             continue
         fres = {"field_ids": fids, "spws": {}}
         sel_items, fitspw_items, spec = [], [], {}
-        for cspw in sorted(cfield.spws, key=lambda s: s.spw_id):
+        matched = []
+        for cspw in cfield.spws:
             sid, why = _match_spw(info, cspw)
             if sid is None:
                 out["missing"].append(f"field {cfield.name!r}: cont.dat spw {cspw.spw_id} (line {cspw.lineno}): {why}")
-                continue
+            else:
+                matched.append((sid, cspw))
+        for sid, cspw in sorted(matched, key=lambda m: m[0]):
             sres = {"cont_spw": cspw.spw_id, "name": info.spws[sid].name, "keyword": cspw.keyword,
                     "flags": cspw.flags, "ranges": [], "chan": ""}
             if cspw.keyword or not cspw.ranges:
