@@ -1,0 +1,160 @@
+"""cont.dat reading/writing and fitspw/fitspec parsing (no CASA needed)."""
+
+import math
+
+import pytest
+
+from almatools.plugins.frames.contdat import (ContDatError, format_contdat, parse_contdat, read_contdat,
+                                              write_contdat)
+from almatools.plugins.frames.selection import check_fitspec_dict, parse_selection
+
+V1 = """TW_Hya
+SPW0
+229.95~229.96GHz
+229.97~229.99GHz
+SPW1
+"""
+
+# v2 as delivered: unsorted spws, varying precision, blank lines, NONE and ALL, CRLF line ends
+V2 = ("Field: 'TW Hya'\r\n\r\nSpectralWindow: 27\r\n232.01~232.03GHz LSRK\r\n"
+      "232.0450000000~232.0600000000GHz LSRK\r\n\r\nSpectralWindow: 25\r\n229.95012~229.96GHz LSRK\r\n\r\n"
+      "SpectralWindow: 29\r\nNONE\r\n\r\nSpectralWindow: 31\r\nALL\r\n")
+
+V3 = """Field: TW_Hya
+
+SpectralWindow: 25 X1913589666#ALMA_RB_06#BB_1#SW-01#FULL_RES
+Flags: ALLCONT LOWBANDWIDTH
+219.3452433728~219.8069245935GHz LSRK
+220.1~220.2GHz LSRK
+
+SpectralWindow: 27 X1913589666#ALMA_RB_06#BB_2#SW-01#FULL_RES
+NONE
+
+Field: other
+SpectralWindow: 25 X1913589666#ALMA_RB_06#BB_1#SW-01#FULL_RES
+219.4~219.5GHz;219.6~219.7GHz LSRK
+"""
+
+
+def test_v1_bare_names_spw_lines_topo():
+    cd = parse_contdat(V1)
+    assert cd.version == 1
+    assert [f.name for f in cd.fields] == ["TW_Hya"]
+    s0, s1 = cd.fields[0].spws
+    assert (s0.spw_id, s1.spw_id) == (0, 1)
+    assert [(r.lo_hz, r.hi_hz, r.frame) for r in s0.ranges] == [(229.95e9, 229.96e9, "TOPO"), (229.97e9, 229.99e9, "TOPO")]
+    assert s1.ranges == [] and s1.keyword is None  # no ranges: the pipeline's 'NONE'
+
+
+def test_v2_unsorted_none_all_precision_crlf():
+    cd = parse_contdat(V2)
+    assert cd.version == 2
+    f = cd.fields[0]
+    assert f.name == "TW Hya"  # dequoted
+    assert [s.spw_id for s in f.spws] == [27, 25, 29, 31]  # file order kept
+    assert f.spw(25).ranges[0].lo_hz == pytest.approx(229.95012e9, abs=1e-3)
+    assert f.spw(27).ranges[1].frame == "LSRK"
+    assert f.spw(29).keyword == "NONE" and f.spw(31).keyword == "ALL"
+
+
+def test_v3_names_flags_and_several_ranges_per_line():
+    cd = parse_contdat(V3)
+    assert cd.version == 3
+    s = cd.field("TW_Hya").spw(25)
+    assert s.name == "X1913589666#ALMA_RB_06#BB_1#SW-01#FULL_RES"
+    assert s.flags == ["ALLCONT", "LOWBANDWIDTH"]
+    assert s.ranges[0].lo_hz == pytest.approx(219.3452433728e9, abs=1e-4)
+    assert cd.field("TW_Hya").spw(27).keyword == "NONE"
+    other = cd.field("other").spw(25)
+    assert [(r.lo_hz / 1e9, r.hi_hz / 1e9) for r in other.ranges] == [(219.4, 219.5), (219.6, 219.7)]
+    assert all(r.frame == "LSRK" for r in other.ranges)
+
+
+@pytest.mark.parametrize("text", [V1, V2, V3])
+def test_write_then_read_keeps_everything(text, tmp_path):
+    cd = parse_contdat(text)
+    path = write_contdat(cd, str(tmp_path / "cont.dat"))
+    back = read_contdat(path)
+    _assert_same(back.to_dict(), cd.to_dict())
+    assert format_contdat(back) == format_contdat(cd)
+    with pytest.raises(FileExistsError):
+        write_contdat(cd, path)
+
+
+def _assert_same(a, b):
+    assert list(a) == list(b)
+    for fname in a:
+        assert list(a[fname]) == list(b[fname])
+        for spw in a[fname]:
+            for key in ("name", "keyword", "flags"):
+                assert a[fname][spw][key] == b[fname][spw][key]
+            ra, rb = a[fname][spw]["ranges"], b[fname][spw]["ranges"]
+            assert len(ra) == len(rb)
+            for x, y in zip(ra, rb):  # written with 10 decimals in GHz
+                assert math.isclose(x[0], y[0], abs_tol=1e-10) and math.isclose(x[1], y[1], abs_tol=1e-10)
+                assert x[2] == y[2]
+
+
+def test_written_text_is_the_pipelines_format():
+    text = format_contdat(parse_contdat(V3))
+    assert "SpectralWindow: 25 X1913589666#ALMA_RB_06#BB_1#SW-01#FULL_RES\nFlags: ALLCONT LOWBANDWIDTH\n" \
+           "219.3452433728~219.8069245935GHz LSRK\n" in text
+    assert text.startswith("Field: TW_Hya\n\n")
+
+
+@pytest.mark.parametrize("bad, lineno, words", [
+    ("Field: X\nSpectralWindow: 1\n229.95-229.96GHz LSRK\n", 3, "not a range"),
+    ("Field: X\nSpectralWindow: 1\n229.96~229.95GHz LSRK\n", 3, "ends below"),
+    ("Field: X\nSpectralWindow: 1\n229.95~229.96GHz LSRX\n", 3, "unknown spectral frame"),
+    ("Field: X\n229.95~229.96GHz LSRK\n", 2, "outside a SpectralWindow"),
+    ("SpectralWindow: 3\n", 1, "before any Field"),
+    ("Field: X\nSpectralWindow: 1\n229.95~229.96GHz LSRK\nNONE\n", 4, "already has ranges"),
+    ("Field: X\nSpectralWindow: one two\n", 2, "not a Field"),
+    ("Field: X\nSpectralWindow: 1\n229.95~229.96 furlongs\n", 3, "unknown spectral frame"),
+])
+def test_malformed_lines_name_the_line(bad, lineno, words):
+    with pytest.raises(ContDatError) as err:
+        parse_contdat(bad, path="cont.dat")
+    assert err.value.lineno == lineno
+    assert f"cont.dat, line {lineno}" in str(err.value) and words in str(err.value)
+    assert isinstance(err.value, ValueError)
+
+
+# --------------------------------------------------------------------------- fitspw strings
+
+def test_selection_parsing_channels_steps_and_frequencies():
+    rep = parse_selection("0:10~20;30~40^2,3,1~2:5,*:229.1~229.2GHz")
+    assert not rep.problems
+    a, b, c, d = rep.items
+    assert a.spw_ids == [0] and a.chans == [(10, 20, 1), (30, 40, 2)]
+    assert b.spw_ids == [3] and b.chans is None
+    assert c.spw_ids == [1, 2] and c.chans == [(5, 5, 1)]
+    assert d.spw_ids is None and d.freqs == [(229.1e9, 229.2e9)]
+    assert any("every channel of spw 3" in w for w in rep.warnings)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("0:3821~2839", "reversed"),
+    ("<your channel selection here>", "placeholder"),
+    ("0:<chans>", "placeholder"),
+    ("2~1:5~9", "reversed"),
+    (":5~9", "no spw"),
+    ("0:5~", "not a channel range"),
+    ("0:10~20,,1", "empty item"),
+])
+def test_selection_refusals(text, words):
+    rep = parse_selection(text)
+    assert rep.problems and any(words in p for p in rep.problems), rep.problems
+
+
+def test_spw_less_than_is_syntax_not_a_placeholder():
+    assert not parse_selection("<2:5~9").problems
+
+
+def test_fitspec_dictionary_checks():
+    good = {"0": {"17,19": {"chan": "8~120", "fitorder": 1}}, "1": "NONE"}
+    assert check_fitspec_dict(good) == []
+    bad = {"0": {"17": {"chan": "120~8", "fitorder": -1}}, "x": {}, "2": "ALL", "3": {"5": {"chans": "1"}}}
+    problems = " | ".join(check_fitspec_dict(bad))
+    for words in ("reversed", "fitorder must be an integer >= 0", "field key 'x'", "must be 'NONE'", "expected {"):
+        assert words in problems
