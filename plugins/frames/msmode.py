@@ -146,3 +146,22 @@ def plot_tracks(tracks, path: str, title: str = "", overwrite: bool = False) -> 
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def first_time_frequencies(vis: str, spw_id: int, field_id: int, frame: str) -> np.ndarray:
+    """Channel frequencies of one spw in *frame* at the earliest row time of the field and spw.
+
+    The quantity ``ms.cvelfreqs(spwids=[spw], fieldids=[field], outframe=frame)`` returns for a
+    spw's native grid (same observatory, direction and time rules).
+    """
+    from almatools.casaenv import casatools
+    from .msinfo import read_msinfo
+    info = read_msinfo(vis)
+    spw, fld = info.spws[spw_id], info.fields[field_id]
+    t = info.times(field_id, spw_id)[:1]
+    me = casatools().measures()
+    try:
+        fac = frame_factors(spw.frame, frame, t, fld.direction(me), info.site(me), me=me)
+    finally:
+        me.done()
+    return spw.chan_freq * fac[0]
