@@ -31,7 +31,9 @@ def _simulate(path, spws, refdate):
 def mss(tmp_path_factory):
     d = tmp_path_factory.mktemp("frameconv")
     a = _simulate(d / "eb_a.ms", SPWS, "2024/11/15/00:00:00")
-    b = _simulate(d / "eb_b.ms", SPWS[::-1], "2025/04/20/00:00:00")  # same spws, opposite order
+    # same spw names in the opposite order, tuned 20 MHz lower: months later the observatory's motion
+    # moves the LSRK band by ~+22 MHz at this direction, and ALMA tunes each EB to keep the LSRK setup
+    b = _simulate(d / "eb_b.ms", [(n, f - 20e6, w, c) for n, f, w, c in SPWS[::-1]], "2025/04/20/00:00:00")
     return a, b
 
 
@@ -203,6 +205,17 @@ def test_ms_mode_first_time_equals_cvelfreqs(mss, frame, ct):
         ms.close()
 
 
+def test_single_time_helper_equals_cvelfreqs(mss, ct):
+    from almatools.plugins.frames.msmode import first_time_frequencies
+    ms = ct.ms()
+    ms.open(str(mss[1]))
+    try:
+        want = ms.cvelfreqs(spwids=[0], fieldids=[0], outframe="LSRK")
+    finally:
+        ms.close()
+    assert np.abs(first_time_frequencies(str(mss[1]), 0, 0, "LSRK") - want).max() < 1.0
+
+
 def test_ms_mode_equals_an_mstransform_regrid_to_lsrk(mss, tmp_path, ct):
     from casatasks import mstransform
     vis = str(mss[1])
@@ -338,6 +351,28 @@ def test_contdat_to_fitspec_matches_spws_by_name_per_ms(mss, contfile):
     r2 = _fc(mode="contdat", contfile=contfile, vis=[str(m) for m in mss], partial="advisechansel")
     for m in mss:
         assert r2["ms"][str(m)]["fitspec"] == r["ms"][str(m)]["fitspec"]
+
+
+def test_contdat_on_a_concatenated_ms_selects_every_eb(mss, contfile, tmp_path):
+    """concat keeps one spw per EB (their TOPO tunings differ) under the same name: each gets its channels."""
+    from casatasks import concat
+    cvis = str(tmp_path / "concat.ms")
+    concat(vis=[str(m) for m in mss], concatvis=cvis)
+    single = _fc(mode="contdat", contfile=contfile, vis=[str(m) for m in mss])["ms"]
+    r = _fc(mode="contdat", contfile=contfile, vis=[cvis])["ms"][cvis]
+    spws = r["fields"]["TGT"]["spws"]
+    assert len(spws) == 4
+    names = {sid: s["name"] for sid, s in spws.items()}
+    assert sorted(names.values()) == sorted([BB1, BB1, BB2, BB2])
+    # CASA's rule uses every time of the field, so in the concatenated MS each EB's spw gets at least
+    # the channels it had alone (concat keeps EB a's spws 0,1 and appends EB b's 0,1 as 2,3)
+    def chans(text):
+        return {c for part in text.split(";") for c in range(int(part.split("~")[0]), int(part.split("~")[-1]) + 1)}
+    for cid, (vis, sid) in {"0": (mss[0], "0"), "1": (mss[0], "1"), "2": (mss[1], "0"), "3": (mss[1], "1")}.items():
+        alone = single[str(vis)]["fields"]["TGT"]["spws"][sid]
+        assert names[cid] == alone["name"]
+        assert chans(spws[cid]["chan"]) >= chans(alone["chan"])
+    assert r["fitspec"].count(":") == 4
 
 
 def test_contdat_v2_raw_ids_and_unknown_spw(mss, tmp_path):

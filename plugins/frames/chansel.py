@@ -12,7 +12,9 @@ included.  A spw is only matched when an end of the interval falls strictly
 between its first and last channel centres, or the interval covers the spw.
 ``partial='advisechansel'`` asks CASA itself (one call per range and field);
 ``partial='inside'`` keeps only channels lying entirely inside the range at
-every time (conservative, for fits that must avoid line wings).
+every time (conservative, for fits that must avoid line wings).  Ranges in
+the ``SOURCE`` frame (ephemeris targets) always go to CASA's advisechansel
+with ``ephemtable='TRACKFIELD'``.
 
 The reverse, :func:`channels_to_ranges`, gives for each channel range the
 frequency interval its channel edges cover in the output frame over the whole
@@ -71,7 +73,10 @@ def range_to_channels(msinfo, field_id: int, spw_id: int, lo_hz: float, hi_hz: f
     """
     spw = msinfo.spws[spw_id]
     res = RangeResult(lo_hz, hi_hz, frame.upper(), None)
-    if partial == "advisechansel":
+    if partial == "advisechansel" or frame.upper() == "SOURCE":
+        # SOURCE (the rest frame of an ephemeris object) needs the field's ephemeris: CASA only
+        if frame.upper() == "SOURCE":
+            res.notes.append("SOURCE frame: channels from CASA's advisechansel with the field's ephemeris")
         res.chans = _advisechansel(msinfo, field_id, spw_id, lo_hz, hi_hz, frame, freqstep)
         return res
     fac = _factors_for(msinfo, field_id, frame, spw.frame, me)
@@ -101,9 +106,10 @@ def _advisechansel(msinfo, field_id, spw_id, lo_hz, hi_hz, frame, freqstep):
     from almatools.casaenv import casatools
     su = casatools().synthesisutils()
     try:
+        extra = {"ephemtable": "TRACKFIELD"} if frame.upper() == "SOURCE" else {}
         r = su.advisechansel(msname=msinfo.path, fieldid=int(field_id), spwselection=str(spw_id),
                              freqstart=float(lo_hz), freqend=float(hi_hz), freqstep=float(freqstep),
-                             freqframe=frame.upper())
+                             freqframe=frame.upper(), **extra)
     finally:
         su.done()
     # advisechansel answers for every spw the range touches: keep the one asked for

@@ -235,18 +235,21 @@ def _contdat(contfile, vis, partial, freqstep, fitorder):
     return result
 
 
-def _match_spw(info, cspw):
-    """Real spw id of a cont.dat spw block in this MS, or (None, reason)."""
+def _match_spw(info, cspw, field_ids):
+    """Real spw ids of a cont.dat spw block in this MS, and why there are none.
+
+    By name when the file gives one (a concatenated MS can hold the same spw name
+    once per execution block: every one observed for the field is used), else by id.
+    """
     if cspw.name:
         ids = info.spw_ids_named(cspw.name)
-        if len(ids) == 1:
-            return ids[0], ""
-        if len(ids) > 1:
-            return None, f"spw name {cspw.name!r} matches several spws ({ids})"
-        return None, f"no spw named {cspw.name!r} (cont.dat spw {cspw.spw_id})"
+        if not ids:
+            return [], f"no spw named {cspw.name!r} (cont.dat spw {cspw.spw_id})"
+        observed = [i for i in ids if any(info.times(f, i).size for f in field_ids)]
+        return observed, "" if observed else f"spw {ids} named {cspw.name!r} has no data for the field"
     if cspw.spw_id in info.spws:
-        return cspw.spw_id, ""
-    return None, f"no spw {cspw.spw_id} (the MS has 0~{len(info.spws) - 1})"
+        return [cspw.spw_id], ""
+    return [], f"no spw {cspw.spw_id} (the MS has 0~{len(info.spws) - 1})"
 
 
 def _contdat_one(cd, info, partial, freqstep, fitorder, me):
@@ -262,11 +265,10 @@ def _contdat_one(cd, info, partial, freqstep, fitorder, me):
         sel_items, fitspw_items, spec = [], [], {}
         matched = []
         for cspw in cfield.spws:
-            sid, why = _match_spw(info, cspw)
-            if sid is None:
+            sids, why = _match_spw(info, cspw, fids)
+            if not sids:
                 out["missing"].append(f"field {cfield.name!r}: cont.dat spw {cspw.spw_id} (line {cspw.lineno}): {why}")
-            else:
-                matched.append((sid, cspw))
+            matched += [(sid, cspw) for sid in sids]
         for sid, cspw in sorted(matched, key=lambda m: m[0]):
             sres = {"cont_spw": cspw.spw_id, "name": info.spws[sid].name, "keyword": cspw.keyword,
                     "flags": cspw.flags, "ranges": [], "chan": ""}
@@ -280,19 +282,23 @@ def _contdat_one(cd, info, partial, freqstep, fitorder, me):
                 continue
             chans = []
             for r in cspw.ranges:
-                got = set()
+                got, entry = set(), {"range": r.as_text(), "line": r.lineno, "chans": None}
                 for f in fids:  # a mosaic: the union over its pointings
-                    rr = range_to_channels(info, f, sid, r.lo_hz, r.hi_hz, r.frame, partial, freqstep, me=me)
+                    try:
+                        rr = range_to_channels(info, f, sid, r.lo_hz, r.hi_hz, r.frame, partial, freqstep, me=me)
+                    except RuntimeError as exc:  # CASA could not convert (e.g. SOURCE without an ephemeris)
+                        entry["error"] = str(exc).splitlines()[0]
+                        continue
                     if rr.chans:
                         got.update(range(rr.chans[0], rr.chans[1] + 1))
-                entry = {"range": r.as_text(), "line": r.lineno, "chans": None}
                 if got:
                     entry["chans"] = [min(got), max(got)]
                     if (min(got), max(got)) not in chans:
                         chans.append((min(got), max(got)))
                 else:
+                    why = f" ({entry['error']})" if "error" in entry else ""
                     out["missing"].append(f"field {cfield.name!r} spw {sid}: range {r.as_text()} (line {r.lineno}) "
-                                          "selects no channel of the spw in this MS")
+                                          f"selects no channel of the spw in this MS{why}")
                 sres["ranges"].append(entry)
             if not chans:
                 fres["spws"][str(sid)] = sres
