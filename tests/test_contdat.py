@@ -158,3 +158,36 @@ def test_fitspec_dictionary_checks():
     problems = " | ".join(check_fitspec_dict(bad))
     for words in ("reversed", "fitorder must be an integer >= 0", "field key 'x'", "must be 'NONE'", "expected {"):
         assert words in problems
+
+
+# --------------------------------------------------------------------------- property: write → read
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from almatools.plugins.frames.contdat import ContDat, ContField, ContRange, ContSpw  # noqa: E402
+
+_names = st.from_regex(r"[A-Za-z][A-Za-z0-9_+\-.]{0,15}", fullmatch=True)
+_ranges = st.lists(st.tuples(st.floats(84e9, 950e9), st.floats(0, 2e9)), max_size=4)
+
+
+@st.composite
+def _contdats(draw):
+    cd = ContDat()
+    for fname in draw(st.lists(_names, min_size=1, max_size=3, unique=True)):
+        f = ContField(name=fname)
+        for sid in draw(st.lists(st.integers(0, 60), min_size=1, max_size=4, unique=True)):
+            rs = draw(_ranges)
+            s = ContSpw(spw_id=sid, name=draw(st.one_of(st.just(""), st.just(f"X1#ALMA_RB_06#BB_1#SW-{sid:02d}#FULL_RES"))),
+                        ranges=[ContRange(lo, lo + w, draw(st.sampled_from(["LSRK", "TOPO", "BARY"]))) for lo, w in rs])
+            if not rs:
+                s.keyword = draw(st.sampled_from(["NONE", "ALL"]))
+            f.spws.append(s)
+        cd.fields.append(f)
+    return cd
+
+
+@settings(max_examples=60, deadline=None)
+@given(_contdats())
+def test_any_written_contdat_reads_back(cd):
+    back = parse_contdat(format_contdat(cd))
+    _assert_same(back.to_dict(), cd.to_dict())
