@@ -342,7 +342,8 @@ def test_contdat_to_fitspec_matches_spws_by_name_per_ms(mss, contfile):
     assert a["fitspec"] == f"0:{a['fields']['TGT']['spws']['0']['chan']},1:{a['fields']['TGT']['spws']['1']['chan']}"
     assert a["fitspec_dict"] == {"0": {"0": {"chan": a["fields"]["TGT"]["spws"]["0"]["chan"], "fitorder": 1},
                                        "1": {"chan": a["fields"]["TGT"]["spws"]["1"]["chan"], "fitorder": 1}}}
-    assert a["fitspw"].startswith("0:229.9") and "GHz" in a["fitspw"]
+    assert a["fitspw"] == a["fitspec"]
+    assert a["fitspw_freq"].startswith("0:229.9") and "GHz" in a["fitspw_freq"]
     # reported, not dropped: the unobserved field, the spw the MSs lack, the range outside its spw
     missing = " | ".join(r["missing"])
     assert "NOT_OBSERVED" in missing and "BB_3" in missing and "231.5000000000~231.6000000000GHz LSRK" in missing
@@ -448,10 +449,13 @@ def test_selections_are_accepted_by_uvcontsub(mss, contfile, tmp_path):
     cwd = os.getcwd()
     try:
         os.chdir(work)
+        uvcontsub_old(vis=copy, field="TGT", fitspw=res["fitspw_freq"], fitorder=1)
+        assert os.path.isdir(copy + ".contsub")
+        shutil.rmtree(copy + ".contsub")
         uvcontsub_old(vis=copy, field="TGT", fitspw=res["fitspw"], fitorder=1)
+        assert os.path.isdir(copy + ".contsub")
     finally:
         os.chdir(cwd)
-    assert os.path.isdir(copy + ".contsub")
 
 
 # --------------------------------------------------------------------------- selection check

@@ -125,7 +125,7 @@ def run_demo(ctx):
         echo(f"{os.path.basename(vis)}:")
         echo(f"  uvcontsub fitspec = {res['fitspec']!r}")
         echo(f"  fitspec dict      = {res['fitspec_dict']}")
-        echo(f"  uvcontsub_old fitspw = {res.get('fitspw', '')!r}")
+        echo(f"  uvcontsub_old fitspw = {res.get('fitspw', '')!r}  (or {res.get('fitspw_freq', '')!r})")
     for m in r["missing"]:
         echo(f"  reported: {m}")
     plot = os.path.join(str(ctx.workdir), "frameconv", "lsrk_drift.png")

@@ -312,7 +312,11 @@ def _contdat_one(cd, info, partial, freqstep, fitorder, me):
             spec[str(sid)] = {"chan": sres["chan"], "fitorder": int(fitorder)}
             fres["spws"][str(sid)] = sres
         fres["fitspec"] = ",".join(sel_items)
-        fres["fitspw"] = ",".join(fitspw_items)
+        # uvcontsub_old takes the channel string as fitspw too; the frequency form is given as well, but
+        # MSSelection reads frequencies as 32-bit floats (16 kHz steps at 230 GHz): with channels narrower
+        # than ~30 kHz it can move a boundary by one channel, so the channel form is the one to use
+        fres["fitspw"] = fres["fitspec"]
+        fres["fitspw_freq"] = ",".join(fitspw_items)
         out["fields"][cfield.name] = fres
         if spec:
             out["fitspec_dict"][",".join(str(f) for f in fids)] = spec
@@ -320,7 +324,8 @@ def _contdat_one(cd, info, partial, freqstep, fitorder, me):
     distinct = set(field_strings.values())
     if len(distinct) == 1:
         out["fitspec"] = distinct.pop()
-        out["fitspw"] = next(iter(out["fields"].values()))["fitspw"]
+        first = next(iter(out["fields"].values()))
+        out["fitspw"], out["fitspw_freq"] = first["fitspw"], first["fitspw_freq"]
     else:
         out["note"] = ("fields differ: use fitspec_dict (uvcontsub) or each field's fitspec/fitspw "
                        "with field=... (uvcontsub_old)") if distinct else "no field of the cont.dat is in this MS"
