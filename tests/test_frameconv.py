@@ -250,6 +250,10 @@ def test_ms_mode_drift_table_and_plot(mss, tmp_path, me, ct):
     tab = Table.read(table, format="ascii.ecsv")
     assert len(tab) == 128 and tab["freq_lsrk_min"].unit == "Hz"
     np.testing.assert_allclose(tab["freq_lsrk_max"], s["freq_max_hz"], rtol=0, atol=1e-3)
+    times = Table.read(r["timesfile"], format="ascii.ecsv")
+    assert r["timesfile"].endswith("drift.times.ecsv") and len(times) == t.size
+    assert times["freq_lsrk_first_channel"][-1] == pytest.approx(f_last, abs=1e-3)
+    np.testing.assert_allclose(times["freq_lsrk_last_channel"], times["factor"] * (230e9 - 127 * 0.5e6), rtol=1e-15)
     with open(plot, "rb") as fh:
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(TaskParameterError, match="overwrite"):
@@ -348,6 +352,7 @@ def test_contdat_to_fitspec_matches_spws_by_name_per_ms(mss, contfile):
     missing = " | ".join(r["missing"])
     assert "NOT_OBSERVED" in missing and "BB_3" in missing and "231.5000000000~231.6000000000GHz LSRK" in missing
     assert len(r["missing"]) == 6  # three per MS
+    assert a["fields"]["TGT"]["not_in_contdat"] == []
     # CASA's own advisechansel gives the same selections
     r2 = _fc(mode="contdat", contfile=contfile, vis=[str(m) for m in mss], partial="advisechansel")
     for m in mss:
@@ -384,6 +389,10 @@ def test_contdat_v2_raw_ids_and_unknown_spw(mss, tmp_path):
     res = r["ms"][str(mss[0])]
     assert res["fitspec"].startswith("0,1:")  # ALL: every channel of spw 0
     assert any("no spw 7" in m for m in r["missing"])
+    assert res["fields"]["TGT"]["not_in_contdat"] == []
+    p.write_text("Field: TGT\nSpectralWindow: 1\n232.0100~232.0300GHz LSRK\n")
+    only1 = _fc(mode="contdat", contfile=str(p), vis=[str(mss[0])])["ms"][str(mss[0])]["fields"]["TGT"]
+    assert only1["not_in_contdat"] == [f"spw 0 ({BB1})"]
 
 
 def test_contdat_topo_v1_ranges_are_direct(mss, tmp_path):

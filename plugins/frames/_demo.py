@@ -135,5 +135,5 @@ def run_demo(ctx):
     echo(f"spw 0 of {os.path.basename(vislist[0])} in LSRK: drift {s['drift_hz_max']:.0f} Hz = "
          f"{s['drift_channels_max']:.3f} channels over {s['start']} … {s['end']}")
     echo(f"plot: {m['plotfile']}")
-    echo(f"table: {m['outfile']}")
+    echo(f"tables: {m['outfile']} (per channel), {m['timesfile']} (frequency versus time)")
     ctx.data["frameconv"] = {"fitspec": {v: res["fitspec"] for v, res in r["ms"].items()}, "plot": m["plotfile"]}

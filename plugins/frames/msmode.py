@@ -79,40 +79,67 @@ def _atomic_target(path: str, overwrite: bool) -> str:
     return tmp
 
 
-def write_track_table(tracks, path: str, overwrite: bool = False, vis: str = "") -> str:
-    """One row per (spw, channel): native frequency, first/min/max frequency in the frame, drift.
+def times_table_path(path: str) -> str:
+    """``drift.ecsv`` → ``drift.times.ecsv``: where the frequency-versus-time table goes."""
+    root, ext = os.path.splitext(path)
+    return f"{root}.times{ext}"
 
-    ECSV (with units and metadata) when *path* ends in ``.ecsv``, CSV otherwise.
+
+def write_track_table(tracks, path: str, overwrite: bool = False, vis: str = "") -> list[str]:
+    """Write two tables (ECSV with units and metadata when *path* ends in ``.ecsv``, CSV otherwise).
+
+    *path*: one row per (spw, channel) — native frequency, frequency in the frame at the first
+    time, its minimum and maximum over the observation, the drift in Hz and in channels.
+    ``<root>.times<ext>``: frequency versus time — one row per (spw, time) with the time, the
+    conversion factor (any channel's frequency is its native frequency times this factor) and
+    the first, centre and last channel's frequency in the frame.
+    Returns both paths.
     """
     from astropy.table import Table, vstack
     import astropy.units as u
 
-    parts = []
+    fr = tracks[0].frame.lower()
+    parts, tparts = [], []
     for t in tracks:
         tab = Table()
         tab["spw"] = np.full(t.spw.nchan, t.spw.id)
         tab["channel"] = np.arange(t.spw.nchan)
         tab[f"freq_{t.spw.frame.lower()}"] = t.spw.chan_freq * u.Hz
-        tab[f"freq_{t.frame.lower()}_first"] = t.freqs[0] * u.Hz
-        tab[f"freq_{t.frame.lower()}_min"] = t.fmin * u.Hz
-        tab[f"freq_{t.frame.lower()}_max"] = t.fmax * u.Hz
+        tab[f"freq_{fr}_first"] = t.freqs[0] * u.Hz
+        tab[f"freq_{fr}_min"] = t.fmin * u.Hz
+        tab[f"freq_{fr}_max"] = t.fmax * u.Hz
         tab["drift"] = t.drift_hz * u.Hz
         tab["drift_channels"] = t.drift_channels
         parts.append(tab)
-    table = vstack(parts)
+        tt = Table()
+        tt["spw"] = np.full(t.times.size, t.spw.id)
+        tt["time_utc"] = mjd_seconds_to_iso(t.times)
+        tt["mjd_s"] = t.times * u.s
+        tt["factor"] = t.factors
+        mid = t.spw.nchan // 2
+        tt["centre_channel"] = np.full(t.times.size, mid)
+        for label, ch in (("first", 0), ("centre", mid), ("last", t.spw.nchan - 1)):
+            tt[f"freq_{fr}_{label}_channel"] = t.freqs[:, ch] * u.Hz
+        tparts.append(tt)
     first = tracks[0]
-    table.meta.update({"vis": os.path.abspath(vis) if vis else "", "frame": first.frame,
-                       "field": first.field.name, "start": mjd_seconds_to_iso(first.times[0])[0],
-                       "end": mjd_seconds_to_iso(first.times[-1])[0]})
-    tmp = _atomic_target(path, overwrite)
-    try:
-        fmt = "ascii.ecsv" if path.lower().endswith(".ecsv") else "ascii.csv"
-        table.write(tmp, format=fmt, overwrite=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    meta = {"vis": os.path.abspath(vis) if vis else "", "frame": first.frame, "field": first.field.name,
+            "start": mjd_seconds_to_iso(first.times[0])[0], "end": mjd_seconds_to_iso(first.times[-1])[0]}
+    fmt = "ascii.ecsv" if path.lower().endswith(".ecsv") else "ascii.csv"
+    for target in (path, times_table_path(path)):
+        if os.path.exists(target) and not overwrite:
+            raise FileExistsError(f"{target} exists; set overwrite=True to replace it")
+    written = []
+    for table, target in ((vstack(parts), path), (vstack(tparts), times_table_path(path))):
+        table.meta.update(meta)
+        tmp = _atomic_target(target, overwrite)
+        try:
+            table.write(tmp, format=fmt, overwrite=True)
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        written.append(target)
+    return written
 
 
 def plot_tracks(tracks, path: str, title: str = "", overwrite: bool = False) -> str:

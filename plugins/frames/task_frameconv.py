@@ -197,7 +197,7 @@ def _ms(vis, field, spw, outframe, outfile, plotfile, overwrite):
                  f"drift {t.drift_hz.max():.1f} Hz = {t.drift_channels.max():.4f} channels")
     try:
         if outfile:
-            result["outfile"] = write_track_table(tracks, outfile, overwrite, vis=vis)
+            result["outfile"], result["timesfile"] = write_track_table(tracks, outfile, overwrite, vis=vis)
         if plotfile:
             result["plotfile"] = plot_tracks(tracks, plotfile, overwrite=overwrite)
     except FileExistsError as exc:
@@ -291,6 +291,9 @@ def _contdat_one(cd, info, partial, freqstep, fitorder, me):
                         continue
                     if rr.chans:
                         got.update(range(rr.chans[0], rr.chans[1] + 1))
+                    lo_e, hi_e = info.spws[sid].edges
+                    if rr.ms_lo_hz is not None and (rr.ms_lo_hz < lo_e.min() or rr.ms_hi_hz > hi_e.max()):
+                        entry["partly_outside_spw"] = True
                 if got:
                     entry["chans"] = [min(got), max(got)]
                     if (min(got), max(got)) not in chans:
@@ -311,6 +314,9 @@ def _contdat_one(cd, info, partial, freqstep, fitorder, me):
             fitspw_items.append(f"{sid}:" + ";".join(f"{lo / 1e9:.10f}~{hi / 1e9:.10f}GHz" for lo, hi in ms_ranges))
             spec[str(sid)] = {"chan": sres["chan"], "fitorder": int(fitorder)}
             fres["spws"][str(sid)] = sres
+        listed = {sid for sid, _ in matched}
+        fres["not_in_contdat"] = [f"spw {s} ({info.spws[s].name})" for s in info.observed_spws()
+                                  if s not in listed and any(info.times(f, s).size for f in fids)]
         fres["fitspec"] = ",".join(sel_items)
         # uvcontsub_old takes the channel string as fitspw too; the frequency form is given as well, but
         # MSSelection reads frequencies as 32-bit floats (16 kHz steps at 230 GHz): with channels narrower
