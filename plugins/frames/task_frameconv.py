@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from almatools import log
@@ -212,7 +210,7 @@ def _contdat(contfile, vis, partial, freqstep, fitorder):
         raise TaskParameterError(TASK, "contfile", contfile, "must name a cont.dat file")
     try:
         cd = read_contdat(contfile)
-    except ContDatError:
+    except ContDatError:  # names the file and line: the user's own error, passed on as it is
         raise
     except OSError as exc:
         raise TaskParameterError(TASK, "contfile", contfile, f"must be readable ({exc})") from None
