@@ -497,3 +497,18 @@ def test_selection_mode_dictionary(mss):
     assert ok["ok"]
     with pytest.raises(TaskParameterError, match="spw 3 is not in"):
         _fc(mode="selection", fitspec={"0": {"3": {"chan": "5~20", "fitorder": 1}}}, vis=str(mss[0]))
+
+
+# --------------------------------------------------------------------------- demo step
+
+def test_demo_step_turns_the_contdat_into_fitspec_and_plots(tmp_path):
+    from almatools.demo import DemoContext
+    from almatools.plugins.frames import _demo
+    lines = []
+    ctx = DemoContext(workdir=tmp_path, echo=lines.append)
+    _demo.run_demo(ctx)
+    text = "\n".join(lines)
+    assert text.count("uvcontsub fitspec = '0:") == 2 and "reported:" not in text
+    with open(ctx.data["frameconv"]["plot"], "rb") as fh:
+        assert fh.read(4) == b"\x89PNG"
+    assert len(ctx.data["frameconv_ms"]) == 2
