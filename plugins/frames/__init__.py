@@ -21,9 +21,9 @@ def almatools_register_tasks():
 
 @hookimpl
 def almatools_demo_steps():
-    return [DemoStep(name="frameconv", run=_demo, order=50)]
+    return [DemoStep(name="frameconv", run=_demo_step, order=50)]
 
 
-def _demo(ctx):
+def _demo_step(ctx):
     from ._demo import run_demo
     run_demo(ctx)
