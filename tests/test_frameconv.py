@@ -512,3 +512,30 @@ def test_demo_step_turns_the_contdat_into_fitspec_and_plots(tmp_path):
     with open(ctx.data["frameconv"]["plot"], "rb") as fh:
         assert fh.read(4) == b"\x89PNG"
     assert len(ctx.data["frameconv_ms"]) == 2
+
+
+def test_default_field_is_the_science_target_by_intent(mss, tmp_path, ct):
+    """A calibrator observed first must not become the default field."""
+    import shutil
+    vis = str(tmp_path / "intents.ms")
+    shutil.copytree(str(mss[0]), vis)
+    tb = ct.table()
+    tb.open(os.path.join(vis, "FIELD"), nomodify=False)
+    tb.copyrows(os.path.join(vis, "FIELD"), startrowin=0, nrow=1)
+    tb.putcell("NAME", 1, "SCIENCE")
+    tb.close()
+    tb.open(os.path.join(vis, "STATE"), nomodify=False)
+    tb.addrows(2 - tb.nrows())
+    tb.putcol("OBS_MODE", np.array(["CALIBRATE_BANDPASS#ON_SOURCE", "OBSERVE_TARGET#ON_SOURCE"]))
+    tb.close()
+    tb.open(vis, nomodify=False)
+    t, dd = tb.getcol("TIME"), tb.getcol("DATA_DESC_ID")
+    late = t > np.median(t)
+    tb.putcol("FIELD_ID", late.astype(np.int32))
+    tb.putcol("STATE_ID", late.astype(np.int32))
+    tb.close()
+    r = _fc(mode="ms", vis=vis, spw="0")
+    assert r["field"] == "SCIENCE"
+    assert r["spws"]["0"]["ntimes"] == np.unique(t[late & (dd == 0)]).size  # only the target's times
+    tc = _fc(mode="tocontdat", vis=vis, fitspec="0:10~20")
+    assert list(tc["contdat"]) == ["SCIENCE"]

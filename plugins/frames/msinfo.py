@@ -60,6 +60,7 @@ class MsInfo:
     _time: np.ndarray = field(repr=False, default=None)
     _field_id: np.ndarray = field(repr=False, default=None)
     _spw_of_row: np.ndarray = field(repr=False, default=None)
+    _target_row: np.ndarray = field(repr=False, default=None)  #: row has an OBSERVE_TARGET intent
 
     def site(self, me):
         """The observer position CASA's MSUtil uses for this MS."""
@@ -82,6 +83,13 @@ class MsInfo:
 
     def spw_ids_named(self, name: str) -> list[int]:
         return [s.id for s in self.spws.values() if s.name == name]
+
+    def target_fields(self) -> list[int]:
+        """Fields observed with an ``OBSERVE_TARGET`` intent; every observed field when the MS has no intents."""
+        observed = sorted(int(f) for f in np.unique(self._field_id))
+        if self._target_row is None or not self._target_row.any():
+            return observed
+        return sorted(int(f) for f in np.unique(self._field_id[self._target_row]))
 
     def observed_spws(self) -> list[int]:
         return sorted(int(s) for s in np.unique(self._spw_of_row))
@@ -125,7 +133,15 @@ def read_msinfo(vis: str) -> MsInfo:
         field_id = np.asarray(tb.getcol("FIELD_ID"), int)
         dd = np.asarray(tb.getcol("DATA_DESC_ID"), int)
         obs0 = int(tb.getcell("OBSERVATION_ID", 0)) if tb.nrows() else 0
+        state = np.asarray(tb.getcol("STATE_ID"), int) if "STATE_ID" in tb.colnames() else None
         tb.close()
+        target_row = None
+        if state is not None and os.path.isdir(os.path.join(vis, "STATE")):
+            tb.open(os.path.join(vis, "STATE"))
+            modes = [str(m) for m in tb.getcol("OBS_MODE")] if tb.nrows() else []
+            tb.close()
+            is_target = np.array(["OBSERVE_TARGET" in m for m in modes] + [False], bool)  # index -1: no state
+            target_row = is_target[np.where((state >= 0) & (state < len(modes)), state, -1)]
         tb.open(os.path.join(vis, "OBSERVATION"))
         telescope = str(tb.getcell("TELESCOPE_NAME", obs0)) if tb.nrows() > obs0 else ""
         tb.close()
@@ -133,4 +149,4 @@ def read_msinfo(vis: str) -> MsInfo:
         tb.done()
     return MsInfo(path=vis, spws=spws, fields=fields, telescope=telescope,
                   antenna0_itrf=tuple(float(p) for p in pos), _time=time, _field_id=field_id,
-                  _spw_of_row=dd_spw[dd] if dd.size else dd)
+                  _spw_of_row=dd_spw[dd] if dd.size else dd, _target_row=target_row)

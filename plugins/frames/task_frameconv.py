@@ -144,8 +144,8 @@ def _sysvel(text):
 # --------------------------------------------------------------------------- ms
 
 def _pick_fields(info, field, required=True):
-    if not str(field).strip():
-        ids = sorted({int(f) for f in np.unique(info._field_id)})
+    if not str(field).strip():  # the science target(s), by intent when the MS records intents
+        ids = info.target_fields()
         return ids[:1] if required else ids
     out = []
     for tok in str(field).split(","):
@@ -180,10 +180,13 @@ def _ms(vis, field, spw, outframe, outfile, plotfile, overwrite):
     from .msmode import plot_tracks, track_spw, write_track_table
     info = _info(vis)
     fid = _pick_fields(info, field)[0]
+    spws = _pick_spws(info, spw)
+    empty = [s for s in spws if not info.times(fid, s).size]
+    if empty and str(spw).strip():
+        log.warn(f"spw(s) {empty} have no data for field {info.fields[fid].name} in {vis}: left out")
     me = _measures()
     try:
-        tracks = [track_spw(info, fid, s, outframe, me) for s in _pick_spws(info, spw)
-                  if info.times(fid, s).size]
+        tracks = [track_spw(info, fid, s, outframe, me) for s in spws if s not in empty]
     finally:
         me.done()
     if not tracks:
