@@ -501,14 +501,21 @@ def test_selection_mode_dictionary(mss):
 
 # --------------------------------------------------------------------------- demo step
 
-def test_demo_step_turns_the_contdat_into_fitspec_and_plots(tmp_path):
+@pytest.mark.parametrize("mous_contdat", [None, "Field: TW_Hya\n\nSpectralWindow: 25\n229.95~229.96GHz LSRK\n\n"
+                                               "SpectralWindow: 27\nNONE\n"])
+def test_demo_step_turns_the_contdat_into_fitspec_and_plots(tmp_path, mous_contdat):
     from almatools.demo import DemoContext
     from almatools.plugins.frames import _demo
     lines = []
     ctx = DemoContext(workdir=tmp_path, echo=lines.append)
+    if mous_contdat:  # a Member OUS whose cont.dat has raw spw ids and no names
+        ctx.mous = tmp_path / "mous"
+        (ctx.mous / "calibration").mkdir(parents=True)
+        (ctx.mous / "calibration" / "uid___A001_X1_X2.cont.dat").write_text(mous_contdat)
     _demo.run_demo(ctx)
     text = "\n".join(lines)
-    assert text.count("uvcontsub fitspec = '0:") == 2 and "reported:" not in text
+    first = "'0:" if mous_contdat is None else "'25:"
+    assert text.count(f"uvcontsub fitspec = {first}") == 2 and "reported:" not in text
     with open(ctx.data["frameconv"]["plot"], "rb") as fh:
         assert fh.read(4) == b"\x89PNG"
     assert len(ctx.data["frameconv_ms"]) == 2

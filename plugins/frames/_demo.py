@@ -30,11 +30,13 @@ DIRECTION = ("J2000", "11h01m51.9s", "-34d42m17.0s")  # TW Hya
 
 
 def simulate_small_ms(path, spws, field="TGT", direction=DIRECTION, refdate="2024/11/15/00:00:00",
-                      duration_s=1800.0, integration_s=60.0, nant=4, hourangle=True):
+                      duration_s=1800.0, integration_s=60.0, nant=4, hourangle=True, observe=None):
     """Simulate a tiny ALMA MS (no noise, DATA only) with casatools.simulator.
 
     :param spws: ``[(name, first_chan_freq_Hz, chan_width_Hz, nchan), …]`` in
         MS spw order (negative widths allowed; EFFECTIVE_BW is made positive).
+    :param observe: names of the spws to observe (default: all); the others
+        only get a SPECTRAL_WINDOW row.
     """
     import casadata
     from almatools.casaenv import casatools
@@ -58,7 +60,8 @@ def simulate_small_ms(path, spws, field="TGT", direction=DIRECTION, refdate="202
         sm.settimes(integrationtime=f"{integration_s}s", usehourangle=hourangle,
                     referencetime=me.epoch("utc", refdate))
         for name, *_ in spws:
-            sm.observe(field, name, starttime="0s", stoptime=f"{duration_s}s")
+            if observe is None or name in observe:
+                sm.observe(field, name, starttime="0s", stoptime=f"{duration_s}s")
         sm.close()
         tb.open(os.path.join(str(path), "SPECTRAL_WINDOW"), nomodify=False)
         for row in range(tb.nrows()):  # the simulator writes negative EFFECTIVE_BW for negative widths
@@ -73,18 +76,30 @@ def simulate_small_ms(path, spws, field="TGT", direction=DIRECTION, refdate="202
 
 
 def ms_spws_for_contdat(cd, nchan=128):
-    """MS spw definitions covering each named spw block of a cont.dat (with 10 % margins)."""
-    out = []
+    """MS spw definitions covering each spw block of a cont.dat, and the names to observe.
+
+    With spw names (v3) the MS gets one spw per name.  Without (v1/v2, whose ids are
+    the MS's own), spw ids must equal the file's: lower ids get small unobserved filler spws.
+    """
+    blocks = {}
     for f in cd.fields:
-        for s in sorted(f.spws, key=lambda s: s.spw_id):
-            if not s.ranges or any(o[0] == (s.name or f"SPW{s.spw_id}") for o in out):
-                continue
-            lo = min(r.lo_hz for r in s.ranges)
-            hi = max(r.hi_hz for r in s.ranges)
-            span = (hi - lo) * 1.1 + 2 * 1e-4 * hi + 4e6  # room for ±30 km/s of TOPO-LSRK shift
-            width = round(span / nchan / 1e3) * 1e3
-            out.append((s.name or f"SPW{s.spw_id}", 0.5 * (lo + hi) - 0.5 * width * (nchan - 1), width, nchan))
-    return out
+        for s in f.spws:
+            blocks.setdefault(s.spw_id, (s.name, []))[1].extend(s.ranges)
+    named = all(name for name, _ in blocks.values())
+    covering = {}
+    for sid, (name, ranges) in sorted(blocks.items()):
+        if not ranges:  # NONE / ALL: any frequencies will do
+            covering[sid] = (name or f"SPW{sid}", 90e9 + 0.1e9 * sid, 1e6, 16)
+            continue
+        lo, hi = min(r.lo_hz for r in ranges), max(r.hi_hz for r in ranges)
+        span = (hi - lo) * 1.1 + 2 * 1e-4 * hi + 4e6  # room for ±30 km/s of TOPO-LSRK shift
+        width = round(span / nchan / 1e3) * 1e3
+        covering[sid] = (name or f"SPW{sid}", 0.5 * (lo + hi) - 0.5 * width * (nchan - 1), width, nchan)
+    if named:
+        spws = list(dict((c[0], c) for c in covering.values()).values())
+        return spws, [c[0] for c in spws]
+    spws = [covering.get(i, (f"FILLER{i}", 90e9 + 0.1e9 * i, 1e6, 4)) for i in range(max(covering) + 1)]
+    return spws, [covering[i][0] for i in sorted(covering)]
 
 
 def _find_contdat(ctx):
@@ -109,15 +124,17 @@ def run_demo(ctx):
     echo(f"cont.dat: {contfile} (version {cd.version}; fields {', '.join(f.name for f in cd.fields)})")
     vislist = [v for v in ctx.data.get("frameconv_ms", []) if os.path.isdir(v)]
     if not vislist:
-        spws = ms_spws_for_contdat(cd)
+        spws, observed = ms_spws_for_contdat(cd)
+        named = all(not n.startswith("FILLER") for n, *_ in spws)
         field = cd.fields[0].name
         outdir = os.path.join(str(ctx.workdir), "frameconv")
         os.makedirs(outdir, exist_ok=True)
         for i, date in enumerate(("2024/11/15/00:00:00", "2025/04/20/00:00:00")):
             vis = os.path.join(outdir, f"demo_eb{i + 1}.ms")
             if not os.path.isdir(vis):
-                # the second execution block lists its spws in the opposite order: matched by name
-                simulate_small_ms(vis, spws if i == 0 else spws[::-1], field=field, refdate=date)
+                # with spw names, the second execution block lists its spws in the opposite order
+                simulate_small_ms(vis, spws[::-1] if i and named else spws, field=field, refdate=date,
+                                  observe=observed)
             vislist.append(vis)
         ctx.data["frameconv_ms"] = vislist
     r = frameconv(mode="contdat", contfile=contfile, vis=vislist)
@@ -129,10 +146,12 @@ def run_demo(ctx):
     for m in r["missing"]:
         echo(f"  reported: {m}")
     plot = os.path.join(str(ctx.workdir), "frameconv", "lsrk_drift.png")
-    m = frameconv(mode="ms", vis=vislist[0], spw="0", outframe="LSRK", plotfile=plot,
+    first = next(iter(r["ms"][vislist[0]]["fields"].values()), {"spws": {"0": {}}})
+    spw = next(iter(first["spws"]), "0")
+    m = frameconv(mode="ms", vis=vislist[0], spw=spw, outframe="LSRK", plotfile=plot,
                   outfile=os.path.join(str(ctx.workdir), "frameconv", "lsrk_drift.ecsv"), overwrite=True)
-    s = m["spws"]["0"]
-    echo(f"spw 0 of {os.path.basename(vislist[0])} in LSRK: drift {s['drift_hz_max']:.0f} Hz = "
+    s = m["spws"][spw]
+    echo(f"spw {spw} of {os.path.basename(vislist[0])} in LSRK: drift {s['drift_hz_max']:.0f} Hz = "
          f"{s['drift_channels_max']:.3f} channels over {s['start']} … {s['end']}")
     echo(f"plot: {m['plotfile']}")
     echo(f"tables: {m['outfile']} (per channel), {m['timesfile']} (frequency versus time)")
