@@ -1,0 +1,224 @@
+"""calversion on Member OUS trees and single files shaped like every real variant (DOMAIN.md §10)."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import textwrap
+
+import pytest
+
+from almatools import example
+from almatools.casa_tasks import calversion
+from almatools.errors import TaskParameterError
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return path
+
+
+def tgz(path, members):
+    """A .tgz holding {name: text}."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in members.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def mous_tree(tmp_path, files):
+    """A bare Member OUS directory with the given {relative path: text}."""
+    root = tmp_path / "member.uid___A001_X1_X2"
+    for sub in ("calibration", "log", "product", "qa", "raw", "script"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for rel, text in files.items():
+        write(root / rel, text)
+    return root
+
+
+PIN = """\
+# ALMA Data Reduction Script
+import re
+if re.search('^{v}', casadef.casa_version) == None:
+ sys.exit('ERROR: PLEASE USE THE SAME VERSION OF CASA THAT YOU USED FOR GENERATING THE SCRIPT: {v}')
+print 'python 2 is fine'
+open('SCRIPT_WAS_RUN', 'w')
+"""
+CU_PIN = """\
+import re
+if re.search('^{v}', '.'.join([str(i) for i in cu.version().tolist()[:-1]])) == None:
+ sys.exit('ERROR: PLEASE USE THE SAME VERSION OF CASA THAT YOU USED FOR GENERATING THE SCRIPT: {v}')
+"""
+COMMENTED_PIN = """\
+import re
+#if re.search('^{v}', casadef.casa_version) == None:
+# sys.exit('ERROR: PLEASE USE THE SAME VERSION OF CASA THAT YOU USED FOR GENERATING THE SCRIPT: {v}')
+"""
+MINIMUM = """\
+if casadef.casa_version < '{v}' :
+    sys.exit('Please use CASA version greater than or equal to {v} with this script')
+"""
+CASA4_LOG = "2016-05-02 10:10:10\tINFO\tcasa::::\tCASA Version {v}-REL (r39762)\n"
+CASA6_LOG = ("2023-10-14 10:12:31\tINFO\t::casa\tCASA Version PIPELINE {v}\n"
+             "2023-10-14 10:12:35\tINFO\th_init::pipeline.infrastructure.launcher::casa\t"
+             "Pipeline version 2023.1.0.124 running on cvpost042\n"
+             "2023-10-14 11:40:10\tINFO\thif_applycal::casa\t##### Begin Task: applycal #####\n")
+WEBLOG = ("<html><body><table><tr><th>CASA Version</th><td>{v}</td></tr>\n"
+          "<tr><th>Pipeline Version</th><td>2022.2.0.64 (Pipeline-CASA64-P1-B)</td></tr></table></body></html>")
+
+
+@pytest.mark.parametrize("name, text, version, shape, meaning, active, purpose", [
+    ("uid___A002_X1_X2.ms.scriptForCalibration.py", PIN.format(v="4.4.0"), "4.4.0", "version-check", "pin", True,
+     "calibration"),
+    ("uid___A002_X1_X2.ms.scriptForCalibration.py", PIN.format(v="4.1"), "4.1", "version-check", "pin", True,
+     "calibration"),
+    ("uid___A002_X1_X2.ms.scriptForCalibration.py", CU_PIN.format(v="5.1.1"), "5.1.1", "version-check", "pin", True,
+     "calibration"),
+    ("scriptForFluxCalibration.py", COMMENTED_PIN.format(v="4.2.2"), "4.2.2", "version-check", "pin", False,
+     "calibration"),
+    ("scriptForImaging.py", MINIMUM.format(v="4.4.0"), "4.4.0", "version-compare", "minimum", True, "imaging"),
+    ("member.uid___A001_X1_X2.README.txt", "Cycle: 3\nCASA version used for reduction: 4.6\nQA2 Result: PASS\n",
+     "4.6", "readme", "ran", True, "calibration"),
+    ("README", "QA2 Result: PASS\n  CASA version used for reduction: 4.5.3\n", "4.5.3", "readme", "ran", True,
+     "calibration"),
+    ("casa-20160502-101010.log", CASA4_LOG.format(v="4.7.2"), "4.7.2", "log-header", "ran", True, "unknown"),
+    ("casa-20231014-101231.log", CASA6_LOG.format(v="6.5.4.9"), "6.5.4.9", "log-header", "ran", True,
+     "calibration"),
+    ("t1-1.html", WEBLOG.format(v="6.4.1.12"), "6.4.1.12", "weblog", "ran", True, "calibration"),
+])
+def test_each_version_shape_in_a_single_file(tmp_path, monkeypatch, name, text, version, shape, meaning, active,
+                                             purpose):
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path / "in" / name, text)
+    r = calversion(path=str(path))
+    assert len(r["sources"]) == 1, r["sources"]
+    s = r["sources"][0]
+    assert (s["version"], s["shape"], s["meaning"], s["active"], s["purpose"]) == (
+        version, shape, meaning, active, purpose)
+    assert s["file"] == name and version in text.splitlines()[s["line"] - 1]
+    if purpose == "imaging":
+        assert r["casa_version"] == "" and r["imaging_version"] == ">=" + version
+    else:
+        assert r["casa_version"] == version
+    assert not (tmp_path / "SCRIPT_WAS_RUN").exists()  # scripts are read, never run
+    commented = [p for p in r["pitfalls"] if "commented out" in p]
+    assert bool(commented) == (not active)
+
+
+def test_pipeline_example_mous(tmp_path):
+    mous = example.build_member_ous(tmp_path, kind="pipeline", images=False)
+    r = calversion(path=str(mous))
+    assert r["casa_version"] == example.CASA_VERSION and r["calibration_type"] == "pipeline" and r["pipeline"]
+    assert r["pipeline_version"] == example.PIPELINE_VERSION
+    assert r["calibration"]["file"].startswith("log/casa-") and r["calibration"]["source"] == "casa-log"
+    # the README's two-part "6.5.4" and the weblog (inside qa/*.weblog.tgz) agree with the log
+    by_source = {s["source"]: s for s in r["sources"]}
+    assert by_source["readme"]["version"] == "6.5.4" and by_source["weblog"]["version"] == "6.5.4.9"
+    assert by_source["weblog"]["file"].startswith("qa/") and ".weblog.tgz:" in by_source["weblog"]["file"]
+    assert r["disagreements"] == []
+    assert r["imaging_version"] == example.CASA_VERSION  # hifa_calimage imaged in the same run
+    script = mous / "script"
+    assert r["command"]["shell"] == f"cd {script} && casa --pipeline -c member.uid___A001_X1465_X3.scriptForPI.py"
+    assert "with pipeline 2023.1.0.124" in r["command"]["casa"]
+    assert any("raw is empty" in p for p in r["pitfalls"])
+
+
+def test_manual_example_mous(tmp_path):
+    mous = example.build_member_ous(tmp_path, kind="manual", images=False)
+    r = calversion(path=str(mous))
+    assert (r["casa_version"], r["calibration_type"], r["pipeline"]) == ("4.7.2", "manual", False)
+    assert r["imaging_version"] == ">=4.7.2"
+    assert r["command"]["shell"].endswith("&& casa -c member.uid___A001_X1465_X3.scriptForPI.py")
+    assert not r["matches"] and "4.7.2" in r["match_note"]
+    assert calversion(path=str(mous), casaversion="4.7.2")["matches"]
+    assert not calversion(path=str(mous), casaversion="4.7.0")["matches"]
+
+
+@pytest.mark.parametrize("marker", ["script/member.uid___A001_X1_X2.hifa_calimage.casa_pipescript.py",
+                                    "script/member.uid___A001_X1_X2.hifa_calimage.casa_piperestorescript.py",
+                                    "script/PPR_uid___A001_X1_X2.xml"])
+def test_pipeline_is_recognised_by_each_of_its_scripts(tmp_path, marker):
+    mous = mous_tree(tmp_path, {marker: "hifa_restoredata (vis=['uid___A002_X1_X2'], session=['session_1'])\n",
+                                "README.txt": "CASA version used for reduction: 5.4.0\n"})
+    r = calversion(path=str(mous))
+    assert (r["calibration_type"], r["casa_version"]) == ("pipeline", "5.4.0")
+
+
+def test_disagreeing_sources_are_all_reported_and_the_log_wins(tmp_path):
+    mous = mous_tree(tmp_path, {
+        "script/uid___A002_X1_X2.ms.scriptForCalibration.py": PIN.format(v="4.3.1"),
+        "README.txt": "CASA version used for reduction: 4.4\n",
+        "log/casa-20150101-000000.log": CASA4_LOG.format(v="4.4.0") + "bandpass(vis='x.ms')\n",
+    })
+    r = calversion(path=str(mous))
+    assert r["casa_version"] == "4.4.0" and r["calibration"]["source"] == "casa-log"
+    assert "actually ran" in r["calibration"]["reason"] and "4.3.1" in r["calibration"]["reason"]
+    [d] = r["disagreements"]
+    assert d["purpose"] == "calibration" and d["versions"] == ["4.3.1", "4.4.0"]  # 4.4 is the same release as 4.4.0
+    assert d["where"]["4.3.1"] == ["script/uid___A002_X1_X2.ms.scriptForCalibration.py:3"]
+    assert sorted(d["where"]["4.4.0"]) == ["log/casa-20150101-000000.log:1"]
+    assert r["calibration_type"] == "manual"
+
+
+def test_logs_inside_archives_and_corrupt_archives(tmp_path):
+    mous = mous_tree(tmp_path, {"README.txt": "CASA version used for reduction: 4.7\n"})
+    tgz(mous / "log" / "member.uid___A001_X1_X2.log.tgz",
+        {"logs/casa-20170101-000000.log": CASA4_LOG.format(v="4.7.2") + "gaincal(vis='x')\n"})
+    (mous / "qa" / "member.uid___A001_X1_X2.weblog.tgz").write_bytes(b"not a tar archive")
+    r = calversion(path=str(mous))
+    assert r["casa_version"] == "4.7.2"
+    assert r["calibration"]["file"] == "log/member.uid___A001_X1_X2.log.tgz:logs/casa-20170101-000000.log"
+
+
+def test_pitfalls_it_can_see(tmp_path):
+    mous = mous_tree(tmp_path, {
+        "script/uid___A002_X1_X2.ms.scriptForCalibration.py": COMMENTED_PIN.format(v="4.2.2"),
+        "script/member.uid___A001_X1_X2.scriptForPI.py": "# restore\n",
+        "calibration/uid___A002_X1_X2.calibration.tar.gz": "",
+        "calibrated/uid___A002_X1_X2.ms.split.cal/table.dat": "",
+    })
+    r = calversion(path=str(mous))
+    pitfalls = "\n".join(r["pitfalls"])
+    assert "calibrated already exists" in pitfalls
+    assert "uid___A002_X1_X2.calibration.tar.gz is named *.tar.gz" in pitfalls and "uid___A002_X1_X2.calibration.tgz" in pitfalls
+    assert "scriptForCalibration.py:2: the CASA version check is commented out" in pitfalls
+    assert r["casa_version"] == "4.2.2" and "commented out" in r["calibration"]["reason"]
+    assert (mous / "calibration" / "uid___A002_X1_X2.calibration.tar.gz").exists()  # reported, never renamed
+
+
+def test_running_version_is_the_installed_casa():
+    import casatasks
+    from plugins.calversion.task_calversion import _running_version
+    assert casatasks.version_string().startswith(_running_version())
+
+
+def test_refusals_name_the_parameter(tmp_path):
+    with pytest.raises(TaskParameterError, match="path") as err:
+        calversion(path=str(tmp_path / "missing"))
+    assert "missing" in str(err.value)
+    other = write(tmp_path / "image.fits", "SIMPLE")
+    with pytest.raises(TaskParameterError, match="is not a file that can state a CASA version"):
+        calversion(path=str(other))
+    with pytest.raises(TaskParameterError, match="casaversion"):
+        calversion(path=str(tmp_path), casaversion="latest")
+
+
+def test_empty_directory_gives_no_version_and_says_so(tmp_path):
+    r = calversion(path=str(tmp_path))
+    assert (r["casa_version"], r["calibration_type"], r["sources"]) == ("", "unknown", [])
+    assert r["match_note"] == "no CASA version found" and r["command"]["shell"] == ""
+
+
+def test_command_line_json_equals_python_result(tmp_path):
+    mous = example.build_member_ous(tmp_path, kind="manual", images=False)
+    out = subprocess.run([sys.executable, "-m", "almatools", "run", "calversion", "--path", str(mous),
+                          "--json", "result.json"], capture_output=True, text=True, cwd=tmp_path, env=os.environ)
+    assert out.returncode == 0, out.stderr
+    assert json.loads((tmp_path / "result.json").read_text()) == json.loads(json.dumps(calversion(path=str(mous))))
