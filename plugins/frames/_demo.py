@@ -10,23 +10,10 @@ from __future__ import annotations
 import glob
 import os
 
+from almatools.example import CONTDAT as DEMO_CONTDAT  # used when the Member OUS carries no cont.dat
+from almatools.example import TARGET_DIRECTION as DIRECTION
+
 __all__ = ["run_demo", "simulate_small_ms", "DEMO_CONTDAT", "ms_spws_for_contdat"]
-
-#: used when the Member OUS carries no cont.dat (same content as almatools/example.py's)
-DEMO_CONTDAT = """Field: TW_Hya
-
-SpectralWindow: 25 X1#ALMA_RB_06#BB_1#SW-01#FULL_RES
-Flags: LOWBANDWIDTH
-229.9500000000~229.9600000000GHz LSRK
-229.9700000000~229.9900000000GHz LSRK
-
-SpectralWindow: 27 X1#ALMA_RB_06#BB_2#SW-01#FULL_RES
-232.0100000000~232.0300000000GHz LSRK
-232.0450000000~232.0600000000GHz LSRK
-
-"""
-
-DIRECTION = ("J2000", "11h01m51.9s", "-34d42m17.0s")  # TW Hya
 
 
 def simulate_small_ms(path, spws, field="TGT", direction=DIRECTION, refdate="2024/11/15/00:00:00",

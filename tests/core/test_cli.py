@@ -95,7 +95,10 @@ def test_site_config_starts_casa_offline_from_clean_home(tmp_path):
 def test_modular_use_configures_casa_itself(tmp_path):
     """Without any config, almatools writes one to the cache dir before importing casatools."""
     env = {k: v for k, v in os.environ.items() if k != "CASASITECONFIG"} | {"HOME": str(tmp_path)}
-    code = ("from almatools.casaenv import casatools; ct = casatools(); import os; "
+    # Hide a casasiteconfig.py that `almatools casa-setup` may have put in site-packages (CI
+    # does): a None entry in sys.modules makes find_spec, and so casaconfig, see no such module.
+    code = ("import sys; sys.modules['casasiteconfig'] = None; "
+            "from almatools.casaenv import casatools; ct = casatools(); import os; "
             "print(os.environ['CASASITECONFIG']); print(ct.measures().doframe(ct.measures().observatory('ALMA')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert out.returncode == 0, out.stderr

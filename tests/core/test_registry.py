@@ -112,7 +112,7 @@ def test_disable_plugins(monkeypatch):
 def test_plugins_cli_lists_plugins_and_distributions():
     out = subprocess.run([sys.executable, "-m", "almatools", "plugins"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert re.search(r"^calversion\s+almatools 0\.1\.0\s+calversion\s+almatools_register_tasks", out.stdout, re.M)
+    assert re.search(r"^calversion\s+almatools 0\.1\.0\s+calversion\s+.*\balmatools_register_tasks\b", out.stdout, re.M)
 
 
 def test_trace_plugins(monkeypatch, capfd):
