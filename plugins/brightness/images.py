@@ -181,11 +181,12 @@ def convert_fits(info: ImageInfo, outfile: Path, convert_block: Callable, new_bu
         with open(info.path, "rb") as src, open(tmp, "wb") as dst:
             dst.write(header_bytes)
             src.seek(info.extra["data_loc"])
+            raw = bytearray(size * dtype.itemsize)
             for b in range(nblocks):
-                raw = src.read(size * dtype.itemsize)
+                src.readinto(raw)
                 values = np.frombuffer(raw, dtype=dtype).reshape(inner[::-1])
-                chan, pol = chan_idx(b), pol_idx(b)
-                dst.write(np.asarray(convert_block(values.astype(np.float64), chan, pol), dtype=dtype).tobytes())
+                out = convert_block(values, chan_idx(b), pol_idx(b))
+                dst.write(np.asarray(out).astype(dtype).data)  # FITS data are big-endian
                 if progress is not None:
                     progress.update(1)
             data_bytes = size * nblocks * dtype.itemsize
@@ -293,26 +294,31 @@ def _casa_beams(record: dict, shape, spectral, stokes):
 
 def convert_casa(info: ImageInfo, outfile: Path, convert_block: Callable, new_bunit: str,
                  history: list[str], progress=None) -> None:
-    """Copy the CASA image to *outfile* (atomically) and convert it one (channel, pol) plane at a time."""
+    """Copy the CASA image to *outfile* (atomically) and convert it in blocks of whole channels
+    (all Stokes, at most :data:`BLOCK_BYTES`), which follow CASA's channel-deep tiles."""
     from almatools.casaenv import casatools
     tmp = outfile.with_name(f".{outfile.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(info.path, tmp, symlinks=True)
     ia = casatools().image()
+    ndim, spec, stokes = len(info.shape), info.spectral_axis, info.stokes_axis
+    nchan = info.shape[spec] if spec is not None else 1
+    per_channel = 4 * int(np.prod(info.shape)) // nchan
+    step = max(1, BLOCK_BYTES // per_channel)
+    pol = _along(ndim, stokes, np.arange(info.shape[stokes])) if stokes is not None else 0
     try:
         ia.open(str(tmp))
-        nchan = info.shape[info.spectral_axis] if info.spectral_axis is not None else 1
-        npol = info.shape[info.stokes_axis] if info.stokes_axis is not None else 1
-        for c in range(nchan):
-            for p in range(npol):
-                blc, trc = [0] * len(info.shape), [n - 1 for n in info.shape]
-                for axis, index in ((info.spectral_axis, c), (info.stokes_axis, p)):
-                    if axis is not None:
-                        blc[axis] = trc[axis] = index
-                plane = ia.getchunk(blc=blc, trc=trc, dropdeg=False)
-                ia.putchunk(np.asarray(convert_block(plane.astype(np.float64), c, p), dtype=plane.dtype), blc=blc)
-                if progress is not None:
-                    progress.update(1)
+        for c0 in range(0, nchan, step):
+            c1 = min(nchan, c0 + step) - 1
+            blc, trc = [0] * ndim, [n - 1 for n in info.shape]
+            chan = 0
+            if spec is not None:
+                blc[spec], trc[spec] = c0, c1
+                chan = _along(ndim, spec, np.arange(c0, c1 + 1))
+            block = ia.getchunk(blc=blc, trc=trc, dropdeg=False)
+            ia.putchunk(np.asarray(convert_block(block, chan, pol), dtype=block.dtype), blc=blc)
+            if progress is not None:
+                progress.update(c1 - c0 + 1)
         ia.setbrightnessunit(new_bunit)
         ia.sethistory(origin="tbconv", history=history)
         ia.close()
@@ -330,10 +336,17 @@ def convert_casa(info: ImageInfo, outfile: Path, convert_block: Callable, new_bu
         os.replace(tmp, outfile)
 
 
+def _along(ndim: int, axis: int, values: np.ndarray) -> np.ndarray:
+    """*values* shaped to vary along *axis* of an *ndim*-dimensional array (CASA order)."""
+    shape = [1] * ndim
+    shape[axis] = len(values)
+    return values.reshape(shape)
+
+
 def planes(info: ImageInfo) -> int:
-    """Number of progress steps :func:`convert_casa` / :func:`convert_fits` report."""
+    """Number of progress steps :func:`convert_casa` (channels) / :func:`convert_fits` (blocks) report."""
     if info.format == "casa":
-        return int(np.prod([info.shape[a] for a in (info.spectral_axis, info.stokes_axis) if a is not None]))
+        return info.shape[info.spectral_axis] if info.spectral_axis is not None else 1
     return _fits_blocks(info.shape, 4 if info.extra["bitpix"] == -32 else 8)[2]
 
 

@@ -135,19 +135,21 @@ def _convert_image(path, inunit, outunit, freq, beam, cell, approximation, outfi
     dst_format = outformat or src_format
     target = _output_path(path, src_format, dst_format, outunit, outfile, inplace, overwrite)
 
-    def beam_sr(chan, pol):
-        return conv.beam_solid_angle(beams[np.minimum(chan, beams.shape[0] - 1), np.minimum(pol, beams.shape[1] - 1), 0],
-                                     beams[np.minimum(chan, beams.shape[0] - 1), np.minimum(pol, beams.shape[1] - 1), 1])
-
+    beam_sr = conv.beam_solid_angle(beams[..., 0], beams[..., 1])  # [nchan or 1, npol or 1]
+    nf, nb, npb = len(freqs) - 1, beams.shape[0] - 1, beams.shape[1] - 1
     peaks = {"in": -math.inf, "out": -math.inf}
 
     def convert_block(block, chan, pol):
-        out = conv.convert(block, bunit, outunit, freqs[np.minimum(chan, len(freqs) - 1)], approximation,
-                           beam_sr(chan, pol))
-        if np.isfinite(block).any():
-            i = np.nanargmax(block)
-            if block.flat[i] > peaks["in"]:
-                peaks["in"], peaks["out"] = float(block.flat[i]), float(out.flat[i])
+        c, p = np.minimum(chan, nf), (np.minimum(chan, nb), np.minimum(pol, npb))
+        if approximation == "rj":  # linear: one factor per plane, applied in the data's own precision
+            factor = conv.convert(1.0, bunit, outunit, freqs[c], "rj", beam_sr[p])
+            out = block * np.asarray(factor, dtype=block.dtype.newbyteorder("="))
+        else:
+            out = conv.convert(block.astype(np.float64), bunit, outunit, freqs[c], approximation, beam_sr[p])
+        top = np.fmax.reduce(block, axis=None)  # ignores NaN without copying the block
+        if top > peaks["in"]:
+            i = int(np.argmax(np.where(np.isnan(block), -np.inf, block)))
+            peaks["in"], peaks["out"] = float(block.flat[i]), float(np.broadcast_to(out, block.shape).flat[i])
         return out
 
     history = [f"tbconv: {bunit} -> {outunit} ({'Rayleigh-Jeans' if approximation == 'rj' else 'Planck'}) "
