@@ -251,3 +251,15 @@ def test_refusals_are_clear(tmp_path):
         tbconv(values=[1.0], inunit="K", freq="230", beam=["1arcsec", "1arcsec"])
     with pytest.raises(ValueError, match="inunit"):
         tbconv(values=[1.0], inunit="mJy", freq="230GHz")
+
+
+def test_planck_cube_plane_by_plane_equals_values_mode(tmp_path):
+    pixels, names = make_casa_cube(tmp_path / "cube.image", order="stokes-last")
+    r = tbconv(imagename=str(tmp_path / "cube.image"), approximation="planck")
+    out = read_casa(r["outfile"])[0]
+    for c, p in ((0, 0), (3, 1), (NCHAN - 1, 1)):
+        bmaj, bmin, _ = beams_for(NCHAN, 2)[c][p]
+        ref = tbconv(values=list(pixels[:4, :4, c, p].ravel()), inunit="Jy/beam", freq=f"{F0 + c * DF}Hz",
+                     beam=[f"{bmaj}arcsec", f"{bmin}arcsec"], approximation="planck")["converted"]
+        np.testing.assert_allclose(out[:4, :4, c, p].ravel(), ref, rtol=2e-6)
+    assert r["approximation"] == "planck"

@@ -294,31 +294,28 @@ def _casa_beams(record: dict, shape, spectral, stokes):
 
 def convert_casa(info: ImageInfo, outfile: Path, convert_block: Callable, new_bunit: str,
                  history: list[str], progress=None) -> None:
-    """Copy the CASA image to *outfile* (atomically) and convert it in blocks of whole channels
-    (all Stokes, at most :data:`BLOCK_BYTES`), which follow CASA's channel-deep tiles."""
+    """Copy the CASA image to *outfile* (atomically) and convert the copy.
+
+    A converter with ``plane_factors`` (linear conversions) is applied by CASA
+    in one LEL expression; otherwise blocks of whole channels (all Stokes, at
+    most :data:`BLOCK_BYTES`, following CASA's channel-deep tiles) pass
+    through *convert_block*.
+    """
     from almatools.casaenv import casatools
     tmp = outfile.with_name(f".{outfile.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(info.path, tmp, symlinks=True)
+    factors = getattr(convert_block, "plane_factors", None)
+    nchan = info.shape[info.spectral_axis] if info.spectral_axis is not None else 1
     ia = casatools().image()
-    ndim, spec, stokes = len(info.shape), info.spectral_axis, info.stokes_axis
-    nchan = info.shape[spec] if spec is not None else 1
-    per_channel = 4 * int(np.prod(info.shape)) // nchan
-    step = max(1, BLOCK_BYTES // per_channel)
-    pol = _along(ndim, stokes, np.arange(info.shape[stokes])) if stokes is not None else 0
     try:
-        ia.open(str(tmp))
-        for c0 in range(0, nchan, step):
-            c1 = min(nchan, c0 + step) - 1
-            blc, trc = [0] * ndim, [n - 1 for n in info.shape]
-            chan = 0
-            if spec is not None:
-                blc[spec], trc[spec] = c0, c1
-                chan = _along(ndim, spec, np.arange(c0, c1 + 1))
-            block = ia.getchunk(blc=blc, trc=trc, dropdeg=False)
-            ia.putchunk(np.asarray(convert_block(block, chan, pol), dtype=block.dtype), blc=blc)
+        if factors is not None and "'" not in str(tmp):  # LEL cannot quote a name holding '
+            _scale_planes_in_casa(info, tmp, factors, convert_block)
             if progress is not None:
-                progress.update(c1 - c0 + 1)
+                progress.update(nchan)
+        else:
+            _convert_casa_blocks(ia, info, tmp, convert_block, progress)
+        ia.open(str(tmp))
         ia.setbrightnessunit(new_bunit)
         ia.sethistory(origin="tbconv", history=history)
         ia.close()
@@ -334,6 +331,73 @@ def convert_casa(info: ImageInfo, outfile: Path, convert_block: Callable, new_bu
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, outfile)
+
+
+def _convert_casa_blocks(ia, info: ImageInfo, image: Path, convert_block: Callable, progress) -> None:
+    ndim, spec, stokes = len(info.shape), info.spectral_axis, info.stokes_axis
+    nchan = info.shape[spec] if spec is not None else 1
+    step = max(1, BLOCK_BYTES // (4 * int(np.prod(info.shape)) // nchan))
+    pol = _along(ndim, stokes, np.arange(info.shape[stokes])) if stokes is not None else 0
+    ia.open(str(image))
+    for c0 in range(0, nchan, step):
+        c1 = min(nchan, c0 + step) - 1
+        blc, trc = [0] * ndim, [n - 1 for n in info.shape]
+        chan = 0
+        if spec is not None:
+            blc[spec], trc[spec] = c0, c1
+            chan = _along(ndim, spec, np.arange(c0, c1 + 1))
+        block = ia.getchunk(blc=blc, trc=trc, dropdeg=False)
+        ia.putchunk(np.asarray(convert_block(block, chan, pol), dtype=block.dtype), blc=blc)
+        if progress is not None:
+            progress.update(c1 - c0 + 1)
+    ia.close()
+
+
+def _scale_planes_in_casa(info: ImageInfo, image: Path, factors: np.ndarray, converter) -> None:
+    """Multiply each (channel, pol) plane of *image* by its factor, in place, with one LEL
+    expression: a factor image with degenerate direction axes, which LEL stretches over the
+    planes.  CASA does the pixel work (in the image's precision, masks kept); no pixels pass
+    through Python."""
+    from almatools.casaenv import casatools
+    ct = casatools()
+    ndim, spec, stokes = len(info.shape), info.spectral_axis, info.stokes_axis
+    nchan = info.shape[spec] if spec is not None else 1
+    npol = info.shape[stokes] if stokes is not None else 1
+    table = np.broadcast_to(factors[np.minimum(np.arange(nchan), factors.shape[0] - 1)][:, np.minimum(
+        np.arange(npol), factors.shape[1] - 1)], (nchan, npol))
+    trc = [0] * ndim
+    shape = [1] * ndim
+    for axis, n in ((spec, nchan), (stokes, npol)):
+        if axis is not None:
+            trc[axis], shape[axis] = n - 1, n
+    values = np.empty(shape, np.float32)
+    for c in range(nchan):
+        for p in range(npol):
+            index = [0] * ndim
+            if spec is not None:
+                index[spec] = c
+            if stokes is not None:
+                index[stokes] = p
+            values[tuple(index)] = table[c, p]
+    factor_image = image.with_name(image.name + ".factors")
+    ia, rg = ct.image(), ct.regionmanager()
+    try:
+        ia.open(str(image))
+        stats = ia.statistics(robust=False, verbose=False)  # the brightest pixel, for the result
+        sub = ia.subimage(outfile=str(factor_image), region=rg.box(blc=[0] * ndim, trc=trc), overwrite=True)
+        sub.putchunk(values)
+        sub.done()
+        ia.calc(f"'{image}' * '{factor_image}'", verbose=False)
+        ia.close()
+    finally:
+        ia.done()
+        rg.done()
+        shutil.rmtree(factor_image, ignore_errors=True)
+    if len(stats.get("max", [])):
+        pos = stats["maxpos"]
+        c = int(pos[spec]) if spec is not None else 0
+        p = int(pos[stokes]) if stokes is not None else 0
+        converter.note_peak(float(stats["max"][0]), float(stats["max"][0]) * float(table[c, p]))
 
 
 def _along(ndim: int, axis: int, values: np.ndarray) -> np.ndarray:

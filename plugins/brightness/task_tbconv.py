@@ -135,29 +135,14 @@ def _convert_image(path, inunit, outunit, freq, beam, cell, approximation, outfi
     dst_format = outformat or src_format
     target = _output_path(path, src_format, dst_format, outunit, outfile, inplace, overwrite)
 
-    beam_sr = conv.beam_solid_angle(beams[..., 0], beams[..., 1])  # [nchan or 1, npol or 1]
-    nf, nb, npb = len(freqs) - 1, beams.shape[0] - 1, beams.shape[1] - 1
-    peaks = {"in": -math.inf, "out": -math.inf}
-
-    def convert_block(block, chan, pol):
-        c, p = np.minimum(chan, nf), (np.minimum(chan, nb), np.minimum(pol, npb))
-        if approximation == "rj":  # linear: one factor per plane, applied in the data's own precision
-            factor = conv.convert(1.0, bunit, outunit, freqs[c], "rj", beam_sr[p])
-            out = block * np.asarray(factor, dtype=block.dtype.newbyteorder("="))
-        else:
-            out = conv.convert(block.astype(np.float64), bunit, outunit, freqs[c], approximation, beam_sr[p])
-        top = np.fmax.reduce(block, axis=None)  # ignores NaN without copying the block
-        if top > peaks["in"]:
-            i = int(np.argmax(np.where(np.isnan(block), -np.inf, block)))
-            peaks["in"], peaks["out"] = float(block.flat[i]), float(np.broadcast_to(out, block.shape).flat[i])
-        return out
-
+    converter = PlaneConverter(bunit, outunit, approximation, freqs, beams)
     history = [f"tbconv: {bunit} -> {outunit} ({'Rayleigh-Jeans' if approximation == 'rj' else 'Planck'}) "
                f"from {path.name}, {len(freqs)} frequencies {freqs.min() / 1e9:.6f}-{freqs.max() / 1e9:.6f} GHz, "
                f"{beams.shape[0] * beams.shape[1]} beam(s)"]
     log.info(f"{path}: {src_format} image {info.shape}, {bunit} -> {outunit}, {approximation}, "
              f"spectral axis: {info.spectral_note or 'none (freq given)'}; writing {target}")
-    _convert_into(info, target, src_format, dst_format, convert_block, outunit, history)
+    _convert_into(info, target, src_format, dst_format, converter, outunit, history)
+    peaks = converter.peak
     rj = conv.factor_rj(freqs) / conv.beam_solid_angle(beams[..., 0], beams[..., 1]).mean()
     result = {"mode": "image", "imagename": str(path), "outfile": str(target), "format": dst_format,
               "inunit": bunit, "outunit": outunit, "approximation": approximation,
@@ -173,6 +158,54 @@ def _convert_image(path, inunit, outunit, freq, beam, cell, approximation, outfi
     if result["peak"]:
         log.info(f"peak {peaks['in']:.6g} {bunit} = {peaks['out']:.6g} {outunit}")
     return result
+
+
+class PlaneConverter:
+    """Converts blocks of pixels given the channel and polarization index of each pixel.
+
+    With the Rayleigh-Jeans approximation the conversion is one factor per
+    plane: :attr:`plane_factors` (``[channel, pol]``) lets a CASA image be
+    converted by CASA itself (LEL) instead of block by block in Python.
+    Keeps the brightest input pixel and its converted value in :attr:`peak`.
+    """
+
+    def __init__(self, bunit, outunit, approximation, freqs, beams):
+        self.bunit, self.outunit, self.approximation = bunit, outunit, approximation
+        self.freqs = freqs
+        self.beam_sr = conv.beam_solid_angle(beams[..., 0], beams[..., 1])  # [nchan or 1, npol or 1]
+        self.peak = {"in": -math.inf, "out": -math.inf}
+        self.plane_factors = None
+        if approximation == "rj":
+            nchan = max(len(freqs), self.beam_sr.shape[0])
+            chan = np.arange(nchan)[:, None]
+            pol = np.arange(self.beam_sr.shape[1])[None, :]
+            self.plane_factors = self._factor(chan, pol)
+
+    def _indices(self, chan, pol):
+        c = np.minimum(chan, len(self.freqs) - 1)
+        b = (np.minimum(chan, self.beam_sr.shape[0] - 1), np.minimum(pol, self.beam_sr.shape[1] - 1))
+        return c, b
+
+    def _factor(self, chan, pol):
+        c, b = self._indices(chan, pol)
+        return conv.convert(1.0, self.bunit, self.outunit, self.freqs[c], "rj", self.beam_sr[b])
+
+    def __call__(self, block, chan, pol):
+        if self.approximation == "rj":  # applied in the data's own precision
+            out = block * np.asarray(self._factor(chan, pol), dtype=block.dtype.newbyteorder("="))
+        else:
+            c, b = self._indices(chan, pol)
+            out = conv.convert(block.astype(np.float64), self.bunit, self.outunit, self.freqs[c],
+                               self.approximation, self.beam_sr[b])
+        top = np.fmax.reduce(block, axis=None)  # ignores NaN without copying the block
+        if top > self.peak["in"]:
+            i = int(np.argmax(np.where(np.isnan(block), -np.inf, block)))
+            self.note_peak(float(block.flat[i]), float(np.broadcast_to(out, block.shape).flat[i]))
+        return out
+
+    def note_peak(self, value: float, converted: float) -> None:
+        if value > self.peak["in"]:
+            self.peak = {"in": value, "out": converted}
 
 
 def _image_bunit(info, inunit: str) -> str:

@@ -1,0 +1,151 @@
+"""tbconv speed and memory on a >= 1 GB cube with per-plane beams, as FITS and as a CASA image.
+
+Made on the fly under benchmarks/_work/ (removed afterwards): 512 x 512 x 1024
+float32 (1 GiB), one beam per channel.  Each operation runs in its own child
+process, which reports its wall time and its peak RSS above its RSS just before
+the work (so imports do not count):
+
+* FITS: tbconv against a plain copy of the file (``shutil.copyfile``); target <= 2x.
+* CASA image: tbconv against CASA's own plain copy of the image
+  (``ia.subimage(outfile=...)``, what ``imsubimage`` does: every pixel read and
+  written through casacore); target <= 2x.  Reported too: against a file-system
+  copy (``shutil.copytree``, which never decodes a pixel), and against the naive
+  recipe (``getchunk`` of the whole cube, multiply by the per-plane factors,
+  ``putchunk`` into a copy).
+* Extra peak memory of tbconv: target <= 512 MB for both formats.
+
+``--quick`` uses 128 x 128 x 64 (4 MB): a smoke run of the same code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+CHILD = r"""
+import json, os, resource, shutil, sys, time
+sys.path.insert(0, {root!r})
+from almatools.casaenv import casatools
+ct = casatools()
+import numpy as np
+from almatools.casa_tasks import tbconv
+op, src, dst = sys.argv[1:4]
+# load the task and what it imports before measuring: time and memory are the conversion's own
+from almatools.registry import get_registry
+get_registry().get("tbconv")
+import casatasks, astropy.io.fits, astropy.wcs, astropy.units, almatools.plugins.brightness.images
+def rss_mb():
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+base = rss_mb()
+start = time.perf_counter()
+if op == "copy-fits":
+    shutil.copyfile(src, dst)
+elif op == "copy-casa":
+    shutil.copytree(src, dst)
+elif op == "subimage-casa":  # CASA's own plain copy (imsubimage): every pixel read and written by CASA
+    ia = ct.image(); ia.open(src); ia.subimage(outfile=dst).done(); ia.done()
+elif op == "tbconv":
+    tbconv(imagename=src, outfile=dst, overwrite=True)
+elif op == "naive-casa":
+    shutil.copytree(src, dst)
+    ia = ct.image(); ia.open(dst)
+    cs = ia.coordsys(); beams = ia.restoringbeam()["beams"]
+    data = ia.getchunk()
+    for k in range(data.shape[3]):
+        b = beams["*%d" % k]["*0"]
+        freq = cs.toworld([0, 0, 0, k], "m")["measure"]["spectral"]["frequency"]["m0"]["value"]
+        omega = np.pi / (4 * np.log(2)) * (b["major"]["value"] * np.pi / 648000) * (b["minor"]["value"] * np.pi / 648000)
+        data[:, :, :, k] *= 1e-26 * 299792458.0 ** 2 / (2 * 1.380649e-23 * freq ** 2 * omega)
+    ia.putchunk(data); ia.setbrightnessunit("K"); cs.done(); ia.done()
+elapsed = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({{"seconds": elapsed, "extra_mb": peak - base}}))
+"""
+
+
+def _make_cube(work: Path, nx: int, nchan: int) -> tuple[Path, Path]:
+    sys.path.insert(0, str(HERE.parent))
+    import numpy as np
+    from almatools.casaenv import casatools
+    ct = casatools()
+    image, fitsfile = work / "cube.image", work / "cube.fits"
+    cs0, ia = ct.coordsys(), ct.image()
+    csys = cs0.newcoordsys(direction=True, spectral=True, stokes=["I"])
+    try:
+        csys.setreferencevalue(value=230e9, type="spectral")
+        csys.setincrement(value=1e6, type="spectral")
+        csys.setincrement(value=["-0.05arcsec", "0.05arcsec"], type="direction")
+        ia.fromshape(outfile=str(image), shape=[nx, nx, 1, nchan], csys=csys.torecord(), overwrite=True)
+        rng = np.random.default_rng(0)
+        for k in range(nchan):
+            ia.putchunk(rng.normal(0, 0.01, (nx, nx, 1, 1)).astype(np.float32), blc=[0, 0, 0, k])
+            ia.setrestoringbeam(major=f"{0.5 + 1e-4 * k}arcsec", minor="0.4arcsec", pa="30deg", channel=k,
+                                polarization=0)
+        ia.setbrightnessunit("Jy/beam")
+        ia.tofits(outfile=str(fitsfile), velocity=False, overwrite=True)
+    finally:
+        ia.done()
+        csys.done()
+        cs0.done()
+    return image, fitsfile
+
+
+def _child(op: str, src: Path, dst: Path) -> dict:
+    if dst.is_dir():
+        shutil.rmtree(dst)
+    elif dst.exists():
+        dst.unlink()
+    subprocess.run(["sync"], check=False)
+    code = CHILD.format(root=str(HERE.parent))
+    out = subprocess.run([sys.executable, "-c", code, op, str(src), str(dst)], capture_output=True, text=True,
+                         env=os.environ)
+    if out.returncode:
+        raise RuntimeError(f"{op} failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run(quick: bool) -> list[dict]:
+    work = HERE / "_work" / "tbconv"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    nx, nchan = (128, 64) if quick else (512, 1024)
+    try:
+        image, fitsfile = _make_cube(work, nx, nchan)
+        size_mb = fitsfile.stat().st_size / 2**20
+        rows = []
+        for fmt, src, copy_op in (("FITS", fitsfile, "copy-fits"), ("CASA image", image, "subimage-casa")):
+            suffix = ".fits" if fmt == "FITS" else ".image"
+            copy = min((_child(copy_op, src, work / f"copy{suffix}") for _ in range(2)), key=lambda r: r["seconds"])
+            conv = min((_child("tbconv", src, work / f"k{suffix}") for _ in range(2)), key=lambda r: r["seconds"])
+            what = "plain copy" if fmt == "FITS" else "CASA's plain copy (subimage)"
+            rows.append(_row(f"tbconv {fmt} {size_mb:.0f} MB vs {what} (s)", conv["seconds"], copy["seconds"],
+                             "<= 2x", 2.0))
+            rows.append({"metric": f"tbconv {fmt} extra peak memory (MB) vs 512 MB", "value": conv["extra_mb"],
+                         "anchor": 512.0, "ratio": conv["extra_mb"] / 512.0, "target": "<= 1 (512 MB)",
+                         "ok": conv["extra_mb"] <= 512.0})
+            if fmt == "CASA image":
+                files = min((_child("copy-casa", src, work / "files.image") for _ in range(2)),
+                            key=lambda r: r["seconds"])
+                rows.append(_row("tbconv CASA vs file-system copy (copytree) (s)", conv["seconds"], files["seconds"],
+                                 "report", None))
+                naive = _child("naive-casa", src, work / "naive.image")
+                rows.append(_row(f"tbconv CASA vs naive getchunk/putchunk (s; naive used "
+                                 f"{naive['extra_mb']:.0f} MB)", conv["seconds"], naive["seconds"], "report", None))
+        return rows
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _row(metric, value, anchor, target, limit):
+    ratio = value / anchor if anchor else float("inf")
+    return {"metric": metric, "value": value, "anchor": anchor, "ratio": ratio, "target": target,
+            "ok": True if limit is None else ratio <= limit}
