@@ -310,7 +310,7 @@ def convert_casa(info: ImageInfo, outfile: Path, convert_block: Callable, new_bu
     ia = casatools().image()
     try:
         if factors is not None and "'" not in str(tmp):  # LEL cannot quote a name holding '
-            _scale_planes_in_casa(info, tmp, factors, convert_block)
+            _scale_planes_in_casa(info, tmp, factors)
             if progress is not None:
                 progress.update(nchan)
         else:
@@ -353,11 +353,11 @@ def _convert_casa_blocks(ia, info: ImageInfo, image: Path, convert_block: Callab
     ia.close()
 
 
-def _scale_planes_in_casa(info: ImageInfo, image: Path, factors: np.ndarray, converter) -> None:
+def _scale_planes_in_casa(info: ImageInfo, image: Path, factors: np.ndarray) -> None:
     """Multiply each (channel, pol) plane of *image* by its factor, in place, with one LEL
     expression: a factor image with degenerate direction axes, which LEL stretches over the
     planes.  CASA does the pixel work (in the image's precision, masks kept); no pixels pass
-    through Python."""
+    through Python, and no peak is looked for (that would be another pass over the cube)."""
     from almatools.casaenv import casatools
     ct = casatools()
     ndim, spec, stokes = len(info.shape), info.spectral_axis, info.stokes_axis
@@ -383,7 +383,6 @@ def _scale_planes_in_casa(info: ImageInfo, image: Path, factors: np.ndarray, con
     ia, rg = ct.image(), ct.regionmanager()
     try:
         ia.open(str(image))
-        stats = ia.statistics(robust=False, verbose=False)  # the brightest pixel, for the result
         sub = ia.subimage(outfile=str(factor_image), region=rg.box(blc=[0] * ndim, trc=trc), overwrite=True)
         sub.putchunk(values)
         sub.done()
@@ -393,11 +392,6 @@ def _scale_planes_in_casa(info: ImageInfo, image: Path, factors: np.ndarray, con
         ia.done()
         rg.done()
         shutil.rmtree(factor_image, ignore_errors=True)
-    if len(stats.get("max", [])):
-        pos = stats["maxpos"]
-        c = int(pos[spec]) if spec is not None else 0
-        p = int(pos[stokes]) if stokes is not None else 0
-        converter.note_peak(float(stats["max"][0]), float(stats["max"][0]) * float(table[c, p]))
 
 
 def _along(ndim: int, axis: int, values: np.ndarray) -> np.ndarray:
