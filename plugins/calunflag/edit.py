@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass
 from .roles import FieldRoles
 from .scan import Call, ScriptError, find_calls, step_of_lines, step_titles
 
-__all__ = ["Finding", "scan_script", "scan_template", "apply_edits", "restore_original", "PREFIX", "MARK"]
+__all__ = ["Finding", "scan_script", "scan_template", "template_tokens", "apply_edits", "restore_original",
+           "PREFIX", "MARK"]
 
 PREFIX = "#calunflag# "
 MARK = "#calunflag: "
@@ -70,6 +71,25 @@ def _decide(fields: list[tuple[str, set]], spw: str, want_roles: set, want_field
 
 
 _ALL_ROLES = ("flux", "bandpass", "phase", "check", "polarization")
+_INTENT_WORDS = {"AMPLI": "flux", "FLUX": "flux", "BANDPASS": "bandpass", "PHASE": "phase", "CHECK": "check",
+                 "POL": "polarization"}
+
+
+def _decide_intent(intent: str, spw: str, want_roles: set, want_fields: set):
+    """(action, role text, reason) for a flag selecting by intent only (``intent='*AMPLI*'``)."""
+    if not _CHANNELS.search(spw or ""):
+        return "keep", "", "a priori intent flag (no channel or frequency range)"
+    up = intent.upper()
+    if "TARGET" in up:
+        return "keep", "target", f"intent {intent!r} selects science targets"
+    found = {role for word, role in _INTENT_WORDS.items() if word in up}
+    if not found:
+        return "keep", "", f"intent {intent!r} is not a calibrator intent (pointing, atmosphere, ...)"
+    if want_fields:
+        return "keep", _role_text(found), f"selects by intent, not by field; fields={sorted(want_fields)} given"
+    if not found & want_roles:
+        return "keep", _role_text(found), f"role {_role_text(found)} not among roles={sorted(want_roles)}"
+    return "comment", _role_text(found), f"spectral-line flag on calibrators by intent {intent!r}"
 
 
 def scan_script(path: str, text: str, roles: FieldRoles, want_roles: set, want_fields: set,
@@ -88,6 +108,10 @@ def scan_script(path: str, text: str, roles: FieldRoles, want_roles: set, want_f
                 action, reason = "keep", "already commented out (inactive)"
             elif call.args.get("applyflags") is False:
                 action, reason = "keep", "already applyflags=False"
+            elif "flux" not in want_roles:
+                action, reason = "keep", f"flags flux calibrators only; role flux not among roles={sorted(want_roles)}"
+            elif want_fields and not any("flux" in r for _, r in roles.lookup(",".join(sorted(want_fields)))):
+                action, reason = "keep", f"flags flux calibrators only; none among fields={sorted(want_fields)}"
             else:
                 action, reason = fluxcalflag, "pipeline flagging of solar-system flux-calibrator lines"
             findings.append(Finding(path, call.start + 1, call.end + 1, call.name, step, "", "flux", "", action, reason))
@@ -104,8 +128,10 @@ def scan_script(path: str, text: str, roles: FieldRoles, want_roles: set, want_f
             action, role, reason = "keep", "", "flags a Tsys table (edge channels), not visibilities"
         elif mode != "manual":
             action, role, reason = "keep", "", f"mode={mode!r} flag (not a channel selection)"
-        elif call.args.get("autocorr") is True or str(call.args.get("intent", "")).strip():
-            action, role, reason = "keep", "", "a priori flag (autocorrelations or intents)"
+        elif call.args.get("autocorr") is True:
+            action, role, reason = "keep", "", "a priori flag (autocorrelations)"
+        elif str(call.args.get("intent", "")).strip() and not field.strip():
+            action, role, reason = _decide_intent(str(call.args["intent"]), spw, want_roles, want_fields)
         elif str(call.args.get("antenna", "")).strip():
             action, role, reason = "keep", "", "antenna-specific flag"
         else:
@@ -135,7 +161,7 @@ def _own_lines(lines: list[str], call: Call) -> bool:
     return not tail[close + 1:].strip() or tail[close + 1:].strip().startswith("#")
 
 
-def _template_tokens(line: str, path: str, number: int) -> dict:
+def template_tokens(line: str, path: str, number: int) -> dict:
     try:
         tokens = shlex.split(line, comments=False, posix=True)
     except ValueError as exc:
@@ -155,10 +181,12 @@ def scan_template(path: str, text: str, roles: FieldRoles, want_roles: set, want
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        tokens = _template_tokens(stripped, path, i + 1)
+        tokens = template_tokens(stripped, path, i + 1)
         field, spw = tokens.get("field", ""), tokens.get("spw", "")
-        if tokens.get("mode", "manual") != "manual" or tokens.get("antenna", "").strip() or tokens.get("intent"):
-            action, role, reason = "keep", "", "not a field/channel flag (antenna, intent or other mode)"
+        if tokens.get("mode", "manual") != "manual" or tokens.get("antenna", "").strip():
+            action, role, reason = "keep", "", "not a field/channel flag (antenna or other mode)"
+        elif tokens.get("intent", "").strip() and not field.strip():
+            action, role, reason = _decide_intent(tokens["intent"], spw, want_roles, want_fields)
         else:
             action, role, reason = _decide(roles.lookup(field) if field.strip() else [], spw, want_roles,
                                            want_fields)

@@ -78,14 +78,14 @@ def roles_from_script(text: str, calls, roles: FieldRoles | None = None) -> Fiel
         role = _INTENT_ROLES.get(intent) or ("target" if intent == "OBSERVE_TARGET" else None)
         for f in fields if role else ():
             roles.add(f, role, f"header comment '# {intent}'")
+    known = {k for k in roles.roles if not k.isdigit()}  # names from the header comments
     for call in (c for c in calls if c.active):
         fields = str(call.args.get("field", "")) if call.name != "fluxscale" else ""
-        hint = _name_hint(call.comments)
+        if fields:
+            _learn_names(fields, call.comments, known, roles)
         if call.name == "setjy" and fields:
             for f in _expand(fields):
                 roles.add(f, "flux", f"setjy(field={fields!r}) line {call.start + 1}")
-                if hint and f.isdigit():
-                    roles.names.setdefault(f, hint)
         elif call.name == "bandpass" and fields:
             for f in _expand(fields):
                 roles.add(f, "bandpass", f"bandpass(field={fields!r}) line {call.start + 1}")
@@ -97,18 +97,28 @@ def roles_from_script(text: str, calls, roles: FieldRoles | None = None) -> Fiel
         elif call.name == "gaincal" and fields:
             for f in _expand(fields):
                 roles.add(f, "calibrator", f"gaincal(field={fields!r}) line {call.start + 1}")
-        elif call.name == "flagdata" and hint and fields.strip().isdigit():
-            roles.names.setdefault(fields.strip(), hint)
     return roles
 
 
-def _name_hint(comments: list[str]) -> str:
-    """A field name from an inline comment such as ``#Titan`` (solar-system bodies and J-names)."""
+def _learn_names(fields: str, comments: list[str], known: set, roles: FieldRoles) -> None:
+    """Index → name from an inline comment (``field = '0~2', # J0423-0120,J0334-4008,Titan``).
+
+    Accepted only when the comment is nothing but names, one per index, each a
+    solar-system body, a quasar J-name or a field named in the header comments.
+    """
+    ids = _expand(fields)
+    if not ids or not all(i.isdigit() for i in ids):
+        return
     for comment in comments:
-        word = comment.strip().strip("#").strip().split(" ")[0] if comment.strip() else ""
-        if word.lower() in SOLAR_SYSTEM or _J_NAME.match(word):
-            return word
-    return ""
+        names = [w.strip() for w in comment.strip().strip("#").replace(";", ",").split(",") if w.strip()]
+        if len(names) == len(ids) and all(_is_name(n, known) for n in names):
+            for fid, name in zip(ids, names):
+                roles.names.setdefault(fid, name)
+            return
+
+
+def _is_name(word: str, known: set) -> bool:
+    return word in known or word.lower() in SOLAR_SYSTEM or bool(_J_NAME.match(word))
 
 
 def roles_from_ms(vis: str, roles: FieldRoles | None = None) -> FieldRoles:

@@ -11,7 +11,7 @@ from pathlib import Path
 from almatools import log
 from almatools.errors import TaskParameterError
 
-from .edit import Finding, apply_edits, scan_script, scan_template
+from .edit import Finding, apply_edits, scan_script, scan_template, template_tokens
 from .roles import ROLES, FieldRoles, roles_from_ms, roles_from_names, roles_from_script
 from .scan import ScriptError, find_calls, read_text, step_titles
 
@@ -25,7 +25,7 @@ def calunflag(path, vis="", roles=None, fields=None, keepatmospheric=False, flux
               outdir="", inplace=False, overwrite=False):
     """Find and remove spectral-line flags on calibrators; see ``xml/calunflag.xml``."""
     root = Path(path).expanduser().resolve()
-    want_roles = set(roles or ROLES)
+    want_roles = {"polarization" if r.strip().lower() == "polarisation" else r.strip().lower() for r in roles or ROLES}
     unknown = want_roles - set(ROLES)
     if unknown:
         raise TaskParameterError(TASK, "roles", roles, f"unknown role(s) {sorted(unknown)}; known: {', '.join(ROLES)}")
@@ -46,6 +46,8 @@ def calunflag(path, vis="", roles=None, fields=None, keepatmospheric=False, flux
     except ScriptError as exc:
         raise TaskParameterError(TASK, "path", str(root), str(exc)) from None
 
+    # fields may be given by name or by index: compare by name
+    want_fields = {field_roles.name_of(f) for f in want_fields}
     findings: list[Finding] = []
     edited: dict[Path, str] = {}
     for f in files:
@@ -103,7 +105,9 @@ def _field_roles(root: Path, files, texts, vis: str) -> FieldRoles:
     named = set()
     for f in files:
         if f.name.endswith(".txt"):
-            named |= set(re.findall(r"field=['\"]([^'\"]+)['\"]", texts[f]))
+            for number, line in enumerate(texts[f].split("\n"), 1):
+                if line.strip() and not line.lstrip().startswith("#"):
+                    named.add(template_tokens(line.strip(), str(f), number).get("field", ""))
     roles_from_names(sorted(n for name in named for n in name.split(",")), targets, roles)
     return roles
 
