@@ -1,6 +1,8 @@
 """calunflag on scripts and templates in the real shapes of DOMAIN.md §2 and §10."""
 
+import os
 import textwrap
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -315,3 +317,196 @@ def test_scanner_never_crashes_on_generated_calls(keys, spaces, comments):
     [call] = find_calls(text, ["flagdata"])
     assert set(call.args) == set(keys)
     assert call.args.get("field", "2") == "2" and call.args.get("flagbackup", False) is False
+
+
+# ---- fixtures in the real shapes of DOMAIN.md §10, stored under tests/data/calunflag/ ----
+
+DATA = Path(__file__).parent / "data" / "calunflag"
+CYCLE2 = "uid___A002_X9d13e5_X1a0.ms.scriptForCalibration.py"  # CASA 4.2.2, Python 2, fixplanets step
+CASA6 = "uid___A002_Xc1a2b3_X4d5.ms.scriptForCalibration.py"  # CASA 6 shape, fields by index only
+OLDPIPE = "member.uid___A001_X2d6_X41.hif_calimage.casa_pipescript.py"
+OLDTEMPLATE = "uid___A002_Xa1b2c3_X1f_flagtemplate.txt"  # old name, unquoted and intent-only lines
+
+
+def _copy(name, dest):
+    return write(dest / name, (DATA / name).read_text())
+
+
+def _lines_of(text, *needles):
+    """1-based line numbers of the lines holding each needle (first occurrence after the previous)."""
+    lines, out, after = text.splitlines(), [], 0
+    for needle in needles:
+        after = next(i for i in range(after, len(lines)) if needle in lines[i]) + 1
+        out.append(after)
+    return out
+
+
+def test_cycle2_python2_script_exact_findings(tmp_path):
+    script = _copy(CYCLE2, tmp_path)
+    text = script.read_text()
+    r = calunflag(path=str(script), dryrun=True)
+    calls = [i + 1 for i, line in enumerate(text.splitlines()) if line.lstrip("# ").startswith("flagdata(")]
+    assert [f["line"] for f in r["findings"]] == calls  # every flagdata call, active or commented out
+    autocorr, intent, shadow, titan1, titan2, multi, spike, tsys, antenna, commented, target = calls
+    got = [(f["step"], f["field"], f["spw"], f["action"]) for f in r["findings"]]
+    assert got == [
+        ("4 A priori flagging", "", "1~24", "keep"),  # autocorrelations
+        ("4 A priori flagging", "", "", "keep"),  # pointing/sideband/atmosphere intents
+        ("11 Initial flagging", "", "", "keep"),  # shadow
+        ("11 Initial flagging", "Titan", "2:0~2731", "comment"),  # 'atmospheric' = Titan's lines
+        ("11 Initial flagging", "Titan", "2:0~2731", "comment"),  # an exact duplicate block
+        ("11 Initial flagging", "J0423-0120", "0:2165~2185,1:2260~2280;2909~2915", "comment"),
+        ("11 Initial flagging", "", "3:1915~1925", "keep"),  # WVR LO spike on all sources
+        ("11 Initial flagging", "", "9:0~3;124~127,11:0~3;124~127", "keep"),  # Tsys edges
+        ("11 Initial flagging", "J0334-4008", "1:1000~1200", "keep"),  # one antenna
+        ("11 Initial flagging", "Titan", "1:0~104", "keep"),  # commented out
+        ("16 Gain calibration", "3", "1:3000~3050", "keep")]  # the target, on the .cal MS
+    assert "inactive" in r["findings"][9]["reason"] and "Tsys" in r["findings"][7]["reason"]
+    roles = {f["line"]: f["role"] for f in r["findings"]}
+    assert "flux" in roles[titan1] and "bandpass" in roles[multi]
+    # names learned from the inline comments of setjy/bandpass/gaincal (field = '0~2', # a,b,c)
+    assert r["field_names"] == {"2": "Titan", "0": "J0423-0120", "1": "J0334-4008"}
+    assert r["calibrators"]["J0334-4008"] == ["phase"] and r["calibrators"]["NGC_1365"] == ["target"]
+    assert r["changes"] == 3
+    # numbers shifted by the fixplanets step: the recipe starts at 'Initial flagging' = 11
+    assert "mysteps = [11, 12, 13, 14, 15, 16, 17, 18, 19]" in r["command"]["manual"]
+    only_flux = calunflag(path=str(script), dryrun=True, roles=["flux"])
+    assert [f["line"] for f in only_flux["findings"] if f["action"] == "comment"] == [titan1, titan2]
+    by_index = calunflag(path=str(script), dryrun=True, fields=["0"])
+    assert [f["line"] for f in by_index["findings"] if f["action"] == "comment"] == [multi]
+
+
+def test_cycle2_edit_is_reversible_idempotent_and_stays_python2(tmp_path):
+    script = _copy(CYCLE2, tmp_path)
+    original = script.read_bytes()
+    r = calunflag(path=str(script))
+    edited = Path(r["files"][str(script)]["edited"])
+    new = edited.read_text()
+    assert restore_original(new).encode() == original
+    assert new.count("\n#calunflag#   flagdata(") == 3 and new.count("pass  #calunflag: removed") == 3
+    assert "print 'Step ', mystep, step_title[mystep]" in new  # not converted
+    diff = Path(r["files"][str(script)]["diff"]).read_text()
+    assert diff.count("\n-  flagdata(") == 3
+    assert diff.count("\n+#calunflag#") == 5 + 5 + 3  # the three calls, line by line
+    assert calunflag(path=str(edited), dryrun=True)["changes"] == 0
+
+
+def test_old_pipescript_and_old_template_in_a_mous(tmp_path):
+    mous = tmp_path / "member.uid___A001_X2d6_X41"
+    pipe = _copy(OLDPIPE, mous / "script")
+    template = _copy(OLDTEMPLATE, mous / "calibration")
+    write(mous / "calibration" / "member.uid___A001_X2d6_X41.cont.dat", "Field: NGC_1365\n\nSpectralWindow: 17\nALL\n")
+    r = calunflag(path=str(mous), fluxcalflag="comment")
+    got = [(Path(f["file"]).name, f["line"], f["kind"], f["action"]) for f in r["findings"]]
+    assert got == [(OLDTEMPLATE, 1, "template", "comment"),  # unquoted, older pipeline
+                   (OLDTEMPLATE, 2, "template", "comment"),  # hifa_fluxcalflag's own shape (field and intent)
+                   (OLDTEMPLATE, 3, "template", "comment"),  # by intent only: intent='*AMPLI*'
+                   (OLDTEMPLATE, 4, "template", "keep"),  # a priori pointing intent, no channels
+                   (OLDTEMPLATE, 5, "template", "keep"),  # a whole spw
+                   (OLDTEMPLATE, 6, "template", "comment"),
+                   (OLDTEMPLATE, 7, "template", "comment"),  # duplicate line
+                   (OLDTEMPLATE, 8, "template", "keep"),  # the science target (from cont.dat)
+                   (OLDPIPE, 6, "hif_fluxcalflag", "comment"),
+                   (OLDPIPE, 7, "hifa_fluxcalflag", "keep")]  # commented out in place: inactive
+    assert "reason='Flux_calibrator_atmospheric_line'" in r["findings"][0]["reason"]
+    assert "science target" in r["findings"][7]["reason"]
+    new_template = template.with_name("uid___A002_Xa1b2c3_X1f_flagtemplate.calunflag.txt").read_text()
+    assert restore_original(new_template) == template.read_text()  # trailing spaces kept
+    new_pipe = pipe.with_name(OLDPIPE.replace(".py", ".calunflag.py")).read_text()
+    compile(new_pipe, OLDPIPE, "exec")
+    assert "#calunflag#     hif_fluxcalflag(" in new_pipe and restore_original(new_pipe) == pipe.read_text()
+    assert calunflag(path=str(mous), dryrun=True, roles=["phase"])["changes"] == 0  # not a flux flag
+
+
+# ---- real CASA: roles from an MS's intents, then the edited script's flagdata calls run on it ----
+
+def _simulate_three_fields(vis):
+    """4 antennas, one 16-channel spw; fields 0 bandpass (J1924-2914), 1 flux (Titan), 2 target."""
+    import casadata
+    from casatasks.private import simutil
+    from almatools.casaenv import casatools
+    ct = casatools()
+    cfg = str(Path(casadata.datapath) / "alma" / "simmos" / "alma.cycle10.1.cfg")
+    x, y, z, d, pad, _a, _t, pos = simutil.simutil().readantenna(cfg)
+    sm, me = ct.simulator(), ct.measures()
+    fields = [("J1924-2914", "19h24m51.06s", "-29d14m30.1s", "CALIBRATE_BANDPASS#ON_SOURCE"),
+              ("Titan", "19h30m00.00s", "-21d00m00.0s", "CALIBRATE_FLUX#ON_SOURCE,CALIBRATE_AMPLI#ON_SOURCE"),
+              ("TW_Hya", "19h40m00.00s", "-25d00m00.0s", "OBSERVE_TARGET#ON_SOURCE")]
+    try:
+        sm.open(vis)
+        sm.setconfig(telescopename="ALMA", x=x[:4], y=y[:4], z=z[:4], dishdiameter=list(d[:4]), mount=["alt-az"],
+                     antname=list(pad[:4]), padname=list(pad[:4]), coordsystem="global", referencelocation=pos)
+        sm.setspwindow(spwname="SPW0", freq="230GHz", deltafreq="1MHz", freqresolution="1MHz", nchannels=16,
+                       stokes="XX YY")
+        sm.setfeed(mode="perfect X Y")
+        for name, ra, dec, _ in fields:
+            sm.setfield(sourcename=name, sourcedirection=me.direction("J2000", ra, dec))
+        sm.setlimits(shadowlimit=0.001, elevationlimit="8.0deg")
+        sm.setauto(autocorrwt=0.0)
+        sm.settimes(integrationtime="60s", usehourangle=True, referencetime=me.epoch("utc", "2024/11/15/00:00:00"))
+        for k, (name, _, _, intent) in enumerate(fields):
+            sm.observe(name, "SPW0", starttime=f"{120 * k}s", stoptime=f"{120 * k + 120}s", state_obs_mode=intent)
+    finally:
+        sm.done()
+        me.done()
+    return vis
+
+
+def _flagged_channels(vis):
+    """field id → sorted channels flagged in every row and correlation (numpy, from the FLAG column)."""
+    import numpy as np
+    from almatools.casaenv import casatools
+    tb = casatools().table()
+    try:
+        tb.open(vis)
+        flag, field = tb.getcol("FLAG"), tb.getcol("FIELD_ID")
+    finally:
+        tb.done()
+    return {int(f): [int(c) for c in np.flatnonzero(flag[:, :, field == f].all(axis=(0, 2)))] for f in set(field)}
+
+
+@pytest.mark.casa
+def test_edited_script_run_in_casa_keeps_only_non_calibrator_flags(tmp_path):
+    import shutil
+    from casatasks import casalog, flagdata, flagmanager
+    vis = _simulate_three_fields(str(tmp_path / "uid___A002_Xc1a2b3_X4d5.ms.split"))
+    script = _copy(CASA6, tmp_path)
+    blind = calunflag(path=str(script), dryrun=True)
+    assert blind["changes"] == 0  # indices only, no header: nothing is known without the MS
+    r = calunflag(path=str(script), vis=vis)
+    assert [(f["field"], f["role"], f["action"]) for f in r["findings"] if f["field"]] == [
+        ("J1924-2914", "bandpass", "comment"), ("Titan", "flux", "comment"), ("TW_Hya", "target", "keep")]
+    edited = Path(r["files"][str(script)]["edited"])
+    pristine = tmp_path / "pristine.ms"
+    shutil.copytree(vis, pristine)
+
+    def run(path):  # the script as CASA would run it (execfile with mysteps), on a fresh copy of the MS
+        shutil.rmtree(vis)
+        shutil.copytree(pristine, vis)
+        cwd = os.getcwd()
+        os.chdir(tmp_path)
+        try:
+            exec(compile(Path(path).read_text(), str(path), "exec"),
+                 {"mysteps": [], "flagdata": flagdata, "flagmanager": flagmanager, "casalog": casalog})
+        finally:
+            os.chdir(cwd)
+        return _flagged_channels(vis)
+
+    before = run(script)
+    assert before == {0: [0, 2, 3, 15], 1: [0, 5, 6, 7, 8, 9, 15], 2: [0, 12, 13, 15]}
+    after = run(edited)
+    # the calibrators lost exactly their line flags; the target's flag and the all-field edges stay
+    assert after == {0: [0, 15], 1: [0, 15], 2: [0, 12, 13, 15]}
+
+
+def test_recipe_when_a_line_flag_sits_before_the_split(tmp_path):
+    """A flag in 'A priori flagging' is inside the 'Original' version: restoring it cannot help."""
+    script = _copy(CASA6, tmp_path)
+    r = calunflag(path=str(script), fields=["0"], dryrun=True)  # fields= alone makes no field a calibrator
+    assert [f["action"] for f in r["findings"]] == ["keep"] * 5  # unknown fields are never guessed
+    write(tmp_path / CASA6, "# CALIBRATE_BANDPASS: J1924-2914\n" + (DATA / CASA6).read_text().replace(
+        "field='0'", "field='J1924-2914'"))
+    r = calunflag(path=str(script), dryrun=True)
+    assert [f["action"] for f in r["findings"]] == ["keep", "comment", "keep", "keep", "keep"]
+    assert "step 0 'A priori flagging'" in r["command"]["manual"] and "mysteps = []" in r["command"]["manual"]
+    assert "flagmanager" not in r["command"]["manual"]

@@ -114,7 +114,8 @@ def scan_script(path: str, text: str, roles: FieldRoles, want_roles: set, want_f
                 action, reason = "keep", f"flags flux calibrators only; none among fields={sorted(want_fields)}"
             else:
                 action, reason = fluxcalflag, "pipeline flagging of solar-system flux-calibrator lines"
-            findings.append(Finding(path, call.start + 1, call.end + 1, call.name, step, "", "flux", "", action, reason))
+            findings.append(Finding(path, call.start + 1, call.end + 1, call.name, step, "", "flux", "", action,
+                                    reason))
             continue
         if call.name != "flagdata":
             continue

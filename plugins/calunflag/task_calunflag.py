@@ -34,7 +34,8 @@ def calunflag(path, vis="", roles=None, fields=None, keepatmospheric=False, flux
         raise TaskParameterError(TASK, "outdir", outdir, "inplace=True edits the files themselves; leave outdir empty")
     files = _input_files(root)
     if not files:
-        raise TaskParameterError(TASK, "path", str(root), "holds no calibration script, pipeline script or flag template")
+        raise TaskParameterError(TASK, "path", str(root),
+                                 "holds no calibration script, pipeline script or flag template")
     texts = {}
     for f in files:
         try:
@@ -69,7 +70,7 @@ def calunflag(path, vis="", roles=None, fields=None, keepatmospheric=False, flux
               "changes": sum(1 for x in findings if x.action in ("comment", "applyflags")),
               "calibrators": {k: sorted(v) for k, v in field_roles.roles.items()},
               "field_names": dict(field_roles.names), "dryrun": bool(dryrun), "files": {},
-              "command": _command(root, files, texts, edited)}
+              "command": _command(root, files, texts, edited, findings)}
     if dryrun:
         log.info("dryrun: nothing written")
         return result
@@ -165,26 +166,38 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _command(root: Path, files, texts, edited) -> dict:
-    """How to re-run the calibration from the edited files."""
-    manual = [f for f in files if "scriptForCalibration" in f.name]
+def _command(root: Path, files, texts, edited, findings) -> dict:
+    """How to re-run the calibration from the edited files (one recipe per manual script)."""
+    manual = [f for f in files if "scriptForCalibration" in f.name and "FluxCalibration" not in f.name]
     pipeline = [f for f in files if f.name.endswith("casa_pipescript.py")]
     out = {}
-    if manual:
-        f = manual[0]
+    recipes = []
+    for f in manual:
         titles = step_titles(texts[f])
         first = next((k for k, t in sorted(titles.items()) if "initial flagging" in t.lower()), None)
-        steps = [k for k in sorted(titles) if first is not None and k >= first]
+        changed = [int(x.step.split()[0]) for x in findings if x.file == str(f) and x.action == "comment"
+                   and x.step[:1].isdigit()]
+        name = _output_path(f, "").name if f in edited else f.name
         vis = re.search(r"(uid___\w+)\.ms\.scriptForCalibration", f.name)
         split = f"{vis.group(1)}.ms.split" if vis else "<uid>.ms.split"
-        out["manual"] = (f"# in the CASA version of the script (see calversion), where {split} is:\n"
-                         f"flagmanager(vis='{split}', mode='restore', versionname='Original')\n"
-                         f"mysteps = {steps}\n"
-                         f"execfile('{_output_path(f, '').name if f in edited else f.name}')")
+        if first is not None and changed and min(changed) < first:
+            step = min(changed)
+            recipes.append(f"# {f.name}: a removed flag sits in step {step} '{titles.get(step, '')}', before the "
+                           "'Original' flag version is saved, so restoring it cannot undo that flag: re-import from "
+                           "the ASDM and run every step, in the CASA version of the script (see calversion):\n"
+                           f"mysteps = []\nexecfile('{name}')")
+        else:
+            steps = [k for k in sorted(titles) if first is not None and k >= first]
+            recipes.append(f"# {f.name}: in the CASA version of the script (see calversion), where {split} is:\n"
+                           f"flagmanager(vis='{split}', mode='restore', versionname='Original')\n"
+                           f"mysteps = {steps}\n"
+                           f"execfile('{name}')")
+    if recipes:
+        out["manual"] = "\n".join(recipes)
     if pipeline:
         f = pipeline[0]
-        out["pipeline"] = ("a full recalibration from the ASDMs is needed: scriptForPI.py's restore path re-applies the "
-                           "saved Pipeline_Final flags, so it cannot drop these. In a directory holding the ASDMs and "
-                           f"the edited templates renamed to <asdm>.flagtemplate.txt: casa --pipeline -c "
-                           f"{_output_path(f, '').name if f in edited else f.name}")
+        out["pipeline"] = ("a full recalibration from the ASDMs is needed: scriptForPI.py's restore path "
+                           "re-applies the saved Pipeline_Final flags, so it cannot drop these. In a directory "
+                           "holding the ASDMs and the edited templates renamed to <asdm>.flagtemplate.txt: "
+                           f"casa --pipeline -c {_output_path(f, '').name if f in edited else f.name}")
     return out
