@@ -365,8 +365,9 @@ def test_cycle2_python2_script_exact_findings(tmp_path):
     roles = {f["line"]: f["role"] for f in r["findings"]}
     assert "flux" in roles[titan1] and "bandpass" in roles[multi]
     # names learned from the inline comments of setjy/bandpass/gaincal (field = '0~2', # a,b,c)
-    assert r["field_names"] == {"2": "Titan", "0": "J0423-0120", "1": "J0334-4008"}
-    assert r["calibrators"]["J0334-4008"] == ["phase"] and r["calibrators"]["NGC_1365"] == ["target"]
+    assert r["field_names"] == {CYCLE2: {"2": "Titan", "0": "J0423-0120", "1": "J0334-4008"}}
+    assert r["calibrators"] == {"J0334-4008": ["calibrator", "phase"], "J0423-0120": ["bandpass", "calibrator"],
+                                "NGC_1365": ["target"], "Titan": ["calibrator", "flux"]}
     assert r["changes"] == 3
     # numbers shifted by the fixplanets step: the recipe starts at 'Initial flagging' = 11
     assert "mysteps = [11, 12, 13, 14, 15, 16, 17, 18, 19]" in r["command"]["manual"]
@@ -510,3 +511,33 @@ def test_recipe_when_a_line_flag_sits_before_the_split(tmp_path):
     assert [f["action"] for f in r["findings"]] == ["keep", "comment", "keep", "keep", "keep"]
     assert "step 0 'A priori flagging'" in r["command"]["manual"] and "mysteps = []" in r["command"]["manual"]
     assert "flagmanager" not in r["command"]["manual"]
+
+
+def test_field_indices_are_per_execution_block(tmp_path):
+    """Index '2' is Titan in one EB's script and the target in another's: each script keeps its own."""
+    mous = tmp_path / "member.uid___A001_X1_X2"
+    _copy(CYCLE2, mous / "script")
+    other = "uid___A002_X9d13e5_X2b2.ms.scriptForCalibration.py"
+    write(mous / "script" / other, textwrap.dedent("""\
+        # CALIBRATE_FLUX: J0423-0120
+        # OBSERVE_TARGET: NGC_1365
+        setjy(vis='uid___A002_X9d13e5_X2b2.ms.split', field='0', standard='manual', fluxdensity=[1.2, 0, 0, 0])
+        flagdata(vis='uid___A002_X9d13e5_X2b2.ms.split', mode='manual', field='2', spw='2:0~2731')
+        """))
+    r = calunflag(path=str(mous), dryrun=True)
+    mine = [(f["field"], f["action"]) for f in r["findings"] if Path(f["file"]).name == other and f["spw"]]
+    assert mine == [("2", "keep")]  # not Titan: that index belongs to the other EB
+    assert r["calibrators"][f"{other}:field 0"] == ["flux"] and "Titan" in r["calibrators"]
+    assert r["changes"] == 3
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("flagdata(),='\"#:~ \n\tTF0123xyz\\[]{}")), max_size=120))
+def test_scanner_on_arbitrary_text_either_reads_or_names_a_line(text):
+    from plugins.calunflag.scan import ScriptError
+    try:
+        calls = find_calls("flagdata(" + text, ["flagdata"], "fuzz.py")
+    except ScriptError as exc:
+        assert str(exc).startswith("fuzz.py:") and int(str(exc).split(":")[1]) >= 1
+    else:
+        assert all(c.name == "flagdata" and c.end >= c.start for c in calls)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 import os
 import re
@@ -43,21 +44,21 @@ def calunflag(path, vis="", roles=None, fields=None, keepatmospheric=False, flux
         except ScriptError as exc:
             raise TaskParameterError(TASK, "path", str(f), str(exc)) from None
     try:
-        field_roles = _field_roles(root, files, texts, vis)
+        base, per_script = _field_roles(root, files, texts, vis)
     except ScriptError as exc:
         raise TaskParameterError(TASK, "path", str(root), str(exc)) from None
 
-    # fields may be given by name or by index: compare by name
-    want_fields = {field_roles.name_of(f) for f in want_fields}
     findings: list[Finding] = []
     edited: dict[Path, str] = {}
     for f in files:
         text = texts[f]
+        field_roles = per_script.get(f, base)
+        chosen = {field_roles.name_of(x) for x in want_fields}  # fields by name or by index: compare names
         try:
             if f.name.endswith(".txt"):
-                found, calls = scan_template(str(f), text, field_roles, want_roles, want_fields), None
+                found, calls = scan_template(str(f), text, field_roles, want_roles, chosen), None
             else:
-                found, calls = scan_script(str(f), text, field_roles, want_roles, want_fields, keepatmospheric,
+                found, calls = scan_script(str(f), text, field_roles, want_roles, chosen, keepatmospheric,
                                            fluxcalflag)
         except ScriptError as exc:
             raise TaskParameterError(TASK, "path", str(f), str(exc)) from None
@@ -65,11 +66,17 @@ def calunflag(path, vis="", roles=None, fields=None, keepatmospheric=False, flux
         new = apply_edits(text, found, calls)
         if new != text:
             edited[f] = new
-    _report(findings, field_roles)
+    calibrators = {k: set(v) for k, v in base.roles.items()}
+    for f, r in per_script.items():  # field indices are per execution block: resolve them per script
+        for key, roles_of in r.roles.items():
+            name = r.name_of(key)
+            calibrators.setdefault(name if not name.isdigit() else f"{f.name}:field {key}", set()).update(roles_of)
+    _report(findings, calibrators)
     result = {"path": str(root), "findings": [x.as_dict() for x in findings],
               "changes": sum(1 for x in findings if x.action in ("comment", "applyflags")),
-              "calibrators": {k: sorted(v) for k, v in field_roles.roles.items()},
-              "field_names": dict(field_roles.names), "dryrun": bool(dryrun), "files": {},
+              "calibrators": {k: sorted(v) for k, v in sorted(calibrators.items())},
+              "field_names": {f.name: dict(r.names) for f, r in per_script.items() if r.names},
+              "dryrun": bool(dryrun), "files": {},
               "command": _command(root, files, texts, edited, findings)}
     if dryrun:
         log.info("dryrun: nothing written")
@@ -92,25 +99,36 @@ def _input_files(root: Path) -> list[Path]:
     return sorted({p for p in candidates if SUFFIX not in p.name and p.is_file()})
 
 
-def _field_roles(root: Path, files, texts, vis: str) -> FieldRoles:
-    roles = FieldRoles()
+def _field_roles(root: Path, files, texts, vis: str) -> tuple[FieldRoles, dict]:
+    """Roles shared by all files (by name), and per script (its field indices are its own EB's)."""
+    base = FieldRoles()
     if vis:
         if not Path(vis).is_dir():
             raise TaskParameterError(TASK, "vis", vis, "is not a MeasurementSet directory")
-        roles_from_ms(vis, roles)
+        roles_from_ms(vis, base)
+    per_script = {}
     for f in files:
         if f.suffix == ".py":
-            roles_from_script(texts[f], find_calls(texts[f], ("setjy", "bandpass", "gaincal", "fluxscale",
-                                                              "flagdata"), str(f)), roles)
-    targets = _contdat_fields(root)
+            calls = find_calls(texts[f], ("setjy", "bandpass", "gaincal", "fluxscale", "flagdata"), str(f))
+            per_script[f] = roles_from_script(texts[f], calls, copy.deepcopy(base))
+    for r in per_script.values():  # a role learned for a field NAME holds in every file
+        for key, roles_of in r.roles.items():
+            if not key.isdigit():
+                for role in roles_of:
+                    base.add(key, role, "; ".join(r.evidence.get(key, [])))
     named = set()
     for f in files:
         if f.name.endswith(".txt"):
             for number, line in enumerate(texts[f].split("\n"), 1):
                 if line.strip() and not line.lstrip().startswith("#"):
                     named.add(template_tokens(line.strip(), str(f), number).get("field", ""))
-    roles_from_names(sorted(n for name in named for n in name.split(",")), targets, roles)
-    return roles
+    roles_from_names(sorted(n for name in named for n in name.split(",")), _contdat_fields(root), base)
+    for r in per_script.values():
+        for key, roles_of in base.roles.items():
+            for role in roles_of:
+                if role not in r.roles.get(key, set()):
+                    r.add(key, role, "; ".join(base.evidence.get(key, [])))
+    return base, per_script
 
 
 def _contdat_fields(root: Path) -> set[str]:
@@ -121,12 +139,16 @@ def _contdat_fields(root: Path) -> set[str]:
     return fields
 
 
-def _report(findings: list[Finding], roles: FieldRoles) -> None:
-    log.info(f"{len(findings)} candidate flag(s); calibrators: "
-             + ", ".join(f"{k} ({','.join(sorted(v))})" for k, v in sorted(roles.roles.items())))
+def _report(findings: list[Finding], calibrators: dict) -> None:
+    """The findings as a table in the CASA log."""
+    log.info(f"{len(findings)} candidate flag(s); fields and roles: "
+             + (", ".join(f"{k} ({','.join(sorted(v))})" for k, v in sorted(calibrators.items())) or "none known"))
+    if not findings:
+        return
+    log.info(f"  {'file:line':<48} {'step':<28} {'field':<12} {'role':<16} {'spw:channels':<24} action: why")
     for x in findings:
         where = f"{Path(x.file).name}:{x.line}"
-        log.info(f"  {where:<48} {x.step[:28]:<28} {x.field or '-':<12} {x.role or '-':<12} {x.spw or '-':<20} "
+        log.info(f"  {where:<48} {x.step[:28]:<28} {x.field or '-':<12} {x.role or '-':<16} {x.spw or '-':<24} "
                  f"{x.action}: {x.reason}")
 
 
