@@ -1,0 +1,232 @@
+"""Start the archive emulator on loopback: GAVO DaCHS for TAP, nginx for DataLink and dataPortal.
+
+>>> with ArchiveEmulator("/tmp/emu") as emu:      # doctest: +SKIP
+...     emu.url                                   # the "mirror": <url>/tap, /datalink/sync, /dataPortal/
+...     emu.faulty_url                            # the same through the fault proxy
+...     emu.faults.inject(Fault("reset", after=5000))
+
+Needs ``dachs`` (Debian ``gavodachs2-server``, with its PostgreSQL running or
+startable) and ``nginx``; ``.ci/install-archive-emulator`` installs both.
+Command line: ``python -m almatools.plugins.archive.emulator ROOT``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+from .catalog import COLUMNS, build_site, write_obscore_csv
+from .faults import FaultProxy
+
+__all__ = ["ArchiveEmulator", "EmulatorUnavailable", "emulator_available"]
+
+
+class EmulatorUnavailable(RuntimeError):
+    """The servers the emulator needs are missing or would not start."""
+
+
+def emulator_available() -> str:
+    """'' when dachs and nginx are installed, else what is missing."""
+    missing = [b for b in ("dachs", "nginx") if not shutil.which(b) and not os.path.exists(f"/usr/sbin/{b}")]
+    return "" if not missing else (f"{' and '.join(missing)} not installed (run .ci/install-archive-emulator "
+                                   "as root, or apt-get install nginx gavodachs2-server)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rd() -> str:
+    cols = "\n".join(f'    <column name="{n}" type="{t}"' + (f' unit="{u}"' if u else "")
+                     + (' required="False"><values nullLiteral="-1"/></column>' if t == "integer" else "/>")
+                     for n, t, u in COLUMNS)
+    return f"""<resource schema="ivoa" resdir="almaemu">
+  <meta name="title">ALMA Science Archive emulator</meta>
+  <meta name="description">ALMA-shaped ivoa.obscore rows served on loopback for almatools tests and demo.</meta>
+  <meta name="creationDate">2026-11-25T00:00:00</meta>
+  <meta name="subject">interferometry</meta>
+  <meta name="creator.name">almatools</meta>
+  <table id="obscore" onDisk="True" adql="True">
+    <meta name="description">ObsCore with ALMA's columns</meta>
+{cols}
+  </table>
+  <data id="import">
+    <sources>data/obscore.csv</sources>
+    <csvGrammar/>
+    <make table="obscore"/>
+  </data>
+</resource>
+"""
+
+
+def _ssha(password: str) -> str:
+    salt = secrets.token_bytes(8)
+    return "{SSHA}" + base64.b64encode(hashlib.sha1(password.encode() + salt).digest() + salt).decode()
+
+
+class ArchiveEmulator:
+    """The emulator's servers under *root*; ``rate`` is nginx's per-connection ``limit_rate`` (``0``: none)."""
+
+    def __init__(self, root: str | os.PathLike, rate: str = "0", username: str = "alice"):
+        self.root = Path(root).resolve()
+        self.rate = rate
+        self.username, self.password = username, secrets.token_urlsafe(12)
+        self.procs: list[subprocess.Popen] = []
+        self.faults: FaultProxy | None = None
+        self.manifest: dict = {}
+        self.url = self.faulty_url = ""
+
+    # -------------------------------------------------------------------------------- lifecycle
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self, timeout: float = 90.0) -> "ArchiveEmulator":
+        why = emulator_available()
+        if why:
+            raise EmulatorUnavailable(why)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.nginx_port, self.dachs_port = _free_port(), _free_port()
+        self.url = f"http://127.0.0.1:{self.nginx_port}"
+        self.manifest = build_site(self.root, self.url)
+        self._start_dachs(timeout)
+        self._start_nginx(timeout)
+        self.faults = FaultProxy(self.nginx_port)
+        self.faulty_url = f"http://127.0.0.1:{self.faults.port}"
+        return self
+
+    def stop(self) -> None:
+        if self.faults:
+            self.faults.close()
+            self.faults = None
+        for p in reversed(self.procs):
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.procs.clear()
+
+    def file_path(self, name: str) -> Path:
+        """Where a dataPortal file lies on disk (to compare downloads with)."""
+        www = self.root / "www" / "dataPortal"
+        return www / name if (www / name).exists() else www / "proprietary" / name
+
+    # ----------------------------------------------------------------------------------- DaCHS
+    def _env(self) -> dict:
+        return dict(os.environ, GAVOSETTINGS=str(self.root / "gavo.rc"), GAVO_INPUTSDIR=str(self.root / "inputs"))
+
+    def _start_dachs(self, timeout: float) -> None:
+        _ensure_postgres()
+        inputs = self.root / "inputs" / "almaemu"
+        (inputs / "data").mkdir(parents=True, exist_ok=True)
+        (inputs / "q.rd").write_text(_rd())
+        write_obscore_csv(inputs / "data" / "obscore.csv")
+        (self.root / "gavo.rc").write_text(
+            f"[web]\nserverPort: {self.dachs_port}\nserverURL: http://127.0.0.1:{self.dachs_port}\n"
+            "bindAddress: 127.0.0.1\n")
+        _readable(self.root)
+        log = open(self.root / "dachs.log", "ab")
+        imp = subprocess.run(["dachs", "imp", "almaemu/q"], env=self._env(), stdout=log, stderr=subprocess.STDOUT)
+        if imp.returncode:
+            raise EmulatorUnavailable(f"dachs imp failed (see {self.root / 'dachs.log'})")
+        self.procs.append(subprocess.Popen(["dachs", "serve", "debug"], env=self._env(), stdout=log,
+                                           stderr=subprocess.STDOUT, cwd=self.root))
+        _wait_http(f"http://127.0.0.1:{self.dachs_port}/tap/availability", timeout, self.root / "dachs.log")
+
+    # ----------------------------------------------------------------------------------- nginx
+    def _start_nginx(self, timeout: float) -> None:
+        (self.root / "nginx").mkdir(exist_ok=True)
+        (self.root / "htpasswd").write_text(f"{self.username}:{_ssha(self.password)}\n")
+        conf = self.root / "nginx.conf"
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        conf.write_text(f"""{user}worker_processes 2;
+daemon off;
+pid {self.root}/nginx/nginx.pid;
+error_log {self.root}/nginx/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log {self.root}/nginx/access.log;
+    client_body_temp_path {self.root}/nginx/body; proxy_temp_path {self.root}/nginx/proxy;
+    fastcgi_temp_path {self.root}/nginx/fcgi; uwsgi_temp_path {self.root}/nginx/uwsgi;
+    scgi_temp_path {self.root}/nginx/scgi;
+    types {{ application/x-tar tar; text/plain txt; application/x-votable+xml xml; }}
+    default_type application/octet-stream;
+    sendfile on;
+    server {{
+        listen 127.0.0.1:{self.nginx_port};
+        root {self.root}/www;
+        location /tap {{ proxy_pass http://127.0.0.1:{self.dachs_port}; proxy_read_timeout 120s; }}
+        location = /datalink/sync {{
+            default_type "application/x-votable+xml;content=datalink";
+            try_files /datalink/$arg_ID.xml =404;
+        }}
+        location /dataPortal/proprietary/ {{ return 404; }}
+        location /dataPortal/ {{
+            limit_rate {self.rate};
+            try_files $uri @proprietary;
+        }}
+        location @proprietary {{
+            auth_basic "ALMA";
+            auth_basic_user_file {self.root}/htpasswd;
+            limit_rate {self.rate};
+            rewrite ^/dataPortal/(.*)$ /dataPortal/proprietary/$1 break;
+        }}
+    }}
+}}
+""")
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        log = open(self.root / "nginx" / "stderr.log", "ab")
+        self.procs.append(subprocess.Popen([nginx, "-c", str(conf), "-p", str(self.root / "nginx")],
+                                           stdout=log, stderr=subprocess.STDOUT))
+        _wait_http(f"{self.url}/dataPortal/", timeout, self.root / "nginx" / "error.log", ok=(200, 401, 403, 404))
+
+
+def _ensure_postgres() -> None:
+    """DaCHS's database must run; start the Debian cluster when it does not (needs root)."""
+    if not shutil.which("pg_lsclusters"):
+        return
+    out = subprocess.run(["pg_lsclusters", "--no-header"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        ver, name, _, status = line.split()[:4]
+        if status != "online":
+            r = subprocess.run(["pg_ctlcluster", ver, name, "start"], capture_output=True, text=True)
+            if r.returncode:
+                raise EmulatorUnavailable(f"PostgreSQL {ver}/{name} is down and would not start: {r.stderr.strip()}")
+
+
+def _readable(root: Path) -> None:
+    """DaCHS drops privileges to its own user: it must read the inputs."""
+    for p in [root, *root.rglob("*")]:
+        p.chmod(p.stat().st_mode | (0o755 if p.is_dir() else 0o644))
+
+
+def _wait_http(url: str, timeout: float, log: Path, ok=(200,)) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                if r.status in ok:
+                    return
+        except urllib.error.HTTPError as e:
+            if e.code in ok:
+                return
+            last = str(e)
+        except OSError as e:
+            last = str(e)
+        time.sleep(0.3)
+    raise EmulatorUnavailable(f"{url} did not answer within {timeout:.0f} s ({last}); see {log}")
