@@ -40,3 +40,18 @@ def home() -> Path:
 @pytest.fixture
 def casa_log_file() -> Path:
     return _session_home / "casa-tests.log"
+
+
+@pytest.fixture(scope="session")
+def archive(tmp_path_factory):
+    """The local archive emulator (DaCHS TAP + nginx + fault proxy) for the whole session.
+
+    Missing servers fail the tests that need them (with how to install them); they are never skipped.
+    """
+    from almatools.plugins.archive.emulator import ArchiveEmulator, emulator_available
+    why = emulator_available()
+    if why:
+        pytest.fail(f"the archive emulator cannot start: {why}", pytrace=False)
+    emu = ArchiveEmulator(tmp_path_factory.mktemp("archive-emulator")).start()
+    yield emu
+    emu.stop()
