@@ -119,6 +119,7 @@ class Downloader:
 
     def _get(self, url: str, part: Path, size: int | None, needs_auth: bool) -> tuple[int, str]:
         import requests
+        import urllib3
         have = part.stat().st_size if part.exists() else 0
         if size is not None and have > size:
             part.unlink()
@@ -146,14 +147,16 @@ class Downloader:
                     if start != have:
                         raise DownloadError(f"server resumed at byte {start}, not {have}")
                 with open(part, mode) as fh:
-                    for chunk in r.iter_content(CHUNK):
+                    # read1: whatever has arrived, so an interruption loses nothing already received
+                    while chunk := r.raw.read1(CHUNK):
                         fh.write(chunk)
                         got += len(chunk)
                         self._count(len(chunk))
                 digest = r.headers.get("Repr-Digest") or r.headers.get("Digest") or ""
-                if mode == "wb" and "Content-Length" in r.headers and got != int(r.headers["Content-Length"]):
-                    raise _Retry("connection closed early", got)
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+                if "Content-Length" in r.headers and got < int(r.headers["Content-Length"]):
+                    raise _Retry(f"connection closed after {got} of {r.headers['Content-Length']} B", got)
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                urllib3.exceptions.HTTPError, OSError) as exc:
             raise _Retry(f"{type(exc).__name__} after {got} B", got) from None
         if size is None and r.status_code == 206:
             total = int(r.headers.get("Content-Range", "/0").rsplit("/", 1)[-1] or 0)

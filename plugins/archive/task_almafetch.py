@@ -117,7 +117,10 @@ def _mous_list(uids, project_code: str, queryfile: str, service: str) -> list[st
     uids = [uids] if isinstance(uids, str) else list(uids)
     for u in uids:
         if u.strip():
-            out += re.findall(r"'([^']+)'", uid_clause("member_ous_uid", u))
+            try:
+                out += re.findall(r"'([^']+)'", uid_clause("member_ous_uid", u))
+            except ValueError as exc:
+                raise TaskParameterError(TASK, "uid", u, "is not a Member OUS uid like uid://A001/X1465/X3") from exc
     if project_code:
         import pyvo
         code = project_code.strip()

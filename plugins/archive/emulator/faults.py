@@ -113,6 +113,7 @@ class FaultProxy:
                         time.sleep(fault.seconds)
                         client.close()
                     else:  # reset: SO_LINGER 0 makes close() send RST
+                        time.sleep(0.3)  # let the client read what was sent: an RST discards unread data
                         client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                         client.close()
                     return

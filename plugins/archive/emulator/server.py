@@ -28,6 +28,8 @@ from .faults import FaultProxy
 
 __all__ = ["ArchiveEmulator", "EmulatorUnavailable", "emulator_available"]
 
+URL_PLACEHOLDER = "http://archive.placeholder.invalid"
+
 
 class EmulatorUnavailable(RuntimeError):
     """The servers the emulator needs are missing or would not start."""
@@ -101,7 +103,9 @@ class ArchiveEmulator:
         self.root.mkdir(parents=True, exist_ok=True)
         self.nginx_port, self.dachs_port = _free_port(), _free_port()
         self.url = f"http://127.0.0.1:{self.nginx_port}"
-        self.manifest = build_site(self.root, self.url)
+        # DataLink documents name their files with a placeholder that nginx replaces by the host the
+        # client asked, so the same documents point through the fault proxy when read through it
+        self.manifest = build_site(self.root, URL_PLACEHOLDER)
         self._start_dachs(timeout)
         self._start_nginx(timeout)
         self.faults = FaultProxy(self.nginx_port)
@@ -172,6 +176,9 @@ http {{
         location /tap {{ proxy_pass http://127.0.0.1:{self.dachs_port}; proxy_read_timeout 120s; }}
         location = /datalink/sync {{
             default_type "application/x-votable+xml;content=datalink";
+            sub_filter "{URL_PLACEHOLDER}" "http://$http_host";
+            sub_filter_once off;
+            sub_filter_types *;
             try_files /datalink/$arg_ID.xml =404;
         }}
         location /dataPortal/proprietary/ {{ return 404; }}
