@@ -124,6 +124,31 @@ class ArchiveEmulator:
                 p.kill()
         self.procs.clear()
 
+    def add_bulk_mous(self, mous: str, nfiles: int, size: int) -> list[str]:
+        """Publish *nfiles* product files of *size* bytes for a made-up *mous* (benchmarks)."""
+        from .catalog import _datalink_name, _votable
+        portal = self.root / "www" / "dataPortal"
+        block = hashlib.sha256(mous.encode()).digest() * (1 << 15)  # 1 MiB
+        names, rows = [], []
+        for k in range(nfiles):
+            name = f"member.{mous.replace('uid://', 'uid___').replace('/', '_')}.bench_part{k:02d}.fits"
+            with open(portal / name, "wb") as fh:
+                left = size
+                while left > 0:
+                    piece = block[:left] if left < len(block) else block
+                    fh.write(bytes([k]) + piece[1:] if piece else piece)
+                    left -= len(piece)
+            portal.joinpath(name).chmod(0o644)
+            rows.append((mous, f"{URL_PLACEHOLDER}/dataPortal/{name}", "", "", "#this", "benchmark file",
+                         "application/fits", size, "true"))
+            names.append(name)
+        for ident in _datalink_name(mous):
+            p = self.root / "www" / "datalink" / f"{ident}.xml"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(_votable(rows, []))
+            p.chmod(0o644)
+        return names
+
     def file_path(self, name: str) -> Path:
         """Where a dataPortal file lies on disk (to compare downloads with)."""
         www = self.root / "www" / "dataPortal"
