@@ -70,7 +70,8 @@ def simulate_ms(path, spws, *, array="12m", nant=4, field="TGT", direction=("J20
                     referencetime=me.epoch("utc", refdate))
         for name, *_ in spws:
             if observe is None or name in observe:
-                sm.observe(field, name, starttime="0s", stoptime=f"{duration_s}s", state_obs_mode=intent)
+                sm.observe(field, name, starttime="0s", stoptime=f"{duration_s}s",
+                           **({"state_obs_mode": intent} if intent else {}))  # else the simulator's default
         sm.close()
         tb.open(os.path.join(str(path), "SPECTRAL_WINDOW"), nomodify=False)
         for row in range(tb.nrows()):  # the simulator writes negative EFFECTIVE_BW for negative widths

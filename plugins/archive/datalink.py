@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from urllib.parse import parse_qs, quote, urlparse
 
 from almatools import log
+from almatools.example import uid_path
 
 __all__ = ["Link", "resolve", "list_tar", "select", "ROLES", "uid_path"]
 
@@ -21,9 +22,6 @@ ROLES = ("readme", "product", "auxiliary", "raw", "semipass", "external")
 LISTING_TYPE = "application/x-votable+xml;content=datalink"
 DATALINK_STANDARD = "ivo://ivoa.net/std/DataLink#links-1.0"
 
-
-def uid_path(uid: str) -> str:
-    return uid.replace("uid://", "uid___").replace("/", "_").replace(":", "_")
 
 
 @dataclass

@@ -18,48 +18,10 @@ __all__ = ["run_demo", "simulate_small_ms", "DEMO_CONTDAT", "ms_spws_for_contdat
 
 def simulate_small_ms(path, spws, field="TGT", direction=DIRECTION, refdate="2024/11/15/00:00:00",
                       duration_s=1800.0, integration_s=60.0, nant=4, hourangle=True, observe=None):
-    """Simulate a tiny ALMA MS (no noise, DATA only) with casatools.simulator.
-
-    :param spws: ``[(name, first_chan_freq_Hz, chan_width_Hz, nchan), …]`` in
-        MS spw order (negative widths allowed; EFFECTIVE_BW is made positive).
-    :param observe: names of the spws to observe (default: all); the others
-        only get a SPECTRAL_WINDOW row.
-    """
-    import casadata
-    from almatools.casaenv import casatools
-    ct = casatools()
-    from casatasks.private import simutil
-    cfg = os.path.join(casadata.datapath, "alma", "simmos", "alma.cycle10.1.cfg")
-    x, y, z, d, pad, _ant, _tel, pos = simutil.simutil().readantenna(cfg)
-    sm, me, tb = ct.simulator(), ct.measures(), ct.table()
-    try:
-        sm.open(str(path))
-        sm.setconfig(telescopename="ALMA", x=x[:nant], y=y[:nant], z=z[:nant], dishdiameter=list(d[:nant]),
-                     mount=["alt-az"], antname=list(pad[:nant]), padname=list(pad[:nant]), coordsystem="global",
-                     referencelocation=pos)
-        for name, f0, df, n in spws:
-            sm.setspwindow(spwname=name, freq=f"{f0}Hz", deltafreq=f"{df}Hz", freqresolution=f"{abs(df)}Hz",
-                           nchannels=int(n), stokes="XX YY")
-        sm.setfeed(mode="perfect X Y")
-        sm.setfield(sourcename=field, sourcedirection=me.direction(*direction))
-        sm.setlimits(shadowlimit=0.001, elevationlimit="8.0deg")
-        sm.setauto(autocorrwt=0.0)
-        sm.settimes(integrationtime=f"{integration_s}s", usehourangle=hourangle,
-                    referencetime=me.epoch("utc", refdate))
-        for name, *_ in spws:
-            if observe is None or name in observe:
-                sm.observe(field, name, starttime="0s", stoptime=f"{duration_s}s")
-        sm.close()
-        tb.open(os.path.join(str(path), "SPECTRAL_WINDOW"), nomodify=False)
-        for row in range(tb.nrows()):  # the simulator writes negative EFFECTIVE_BW for negative widths
-            tb.putcell("EFFECTIVE_BW", row, abs(tb.getcell("EFFECTIVE_BW", row)))
-            tb.putcell("RESOLUTION", row, abs(tb.getcell("RESOLUTION", row)))
-        tb.close()
-    finally:
-        sm.done()
-        me.done()
-        tb.done()
-    return str(path)
+    """A tiny noiseless 12 m MS (DATA only): :func:`almatools.testing.simulate_ms` with the demo's defaults."""
+    from almatools.testing import simulate_ms
+    return simulate_ms(path, spws, array="12m", nant=nant, field=field, direction=direction, refdate=refdate,
+                       duration_s=duration_s, integration_s=integration_s, hourangle=hourangle, observe=observe)
 
 
 def ms_spws_for_contdat(cd, nchan=128):

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from almatools.example import uid_path
+
 __all__ = ["COLUMNS", "Mous", "MOUSES", "build_site", "uid_path", "RECORDED_MOUS"]
 
 #: (name, DaCHS type, unit) of the published ObsCore columns, in ALMA's order
@@ -52,9 +54,6 @@ COLUMNS = [
 
 RECORDED_MOUS = "uid://A001/X12a3/Xe9"  # astroquery's recorded DataLink responses
 
-
-def uid_path(uid: str) -> str:
-    return uid.replace("uid://", "uid___").replace("/", "_").replace(":", "_")
 
 
 @dataclass
