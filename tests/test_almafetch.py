@@ -179,3 +179,23 @@ def test_bad_inputs_name_the_parameter(archive, tmp_path):
         almafetch(uid=[EXAMPLE], reserve="lots", service=archive.url, outdir=str(tmp_path))
     r = almafetch(project_code="2018.1.00123.S", service=archive.url, outdir=str(tmp_path), dryrun=True)
     assert r["mous"] == [ORION]
+
+
+def test_content_is_checked_against_the_servers_digest(archive, tmp_path):
+    import requests
+    name = "member.uid___A001_X1300_X3.README.txt"
+    head = requests.head(f"{archive.url}/dataPortal/{name}", timeout=10)
+    assert head.headers["Repr-Digest"] == "sha-256=:" + __import__("base64").b64encode(
+        bytes.fromhex(archive.manifest[name]["sha256"])).decode() + ":"
+    served = archive.file_path(name)
+    original = served.read_bytes()
+    try:  # same size, one byte different: only the digest can tell
+        served.write_bytes(original[:-2] + bytes([original[-2] ^ 1]) + original[-1:])
+        r = almafetch(uid=[ORION], include=["*.README.txt"], service=archive.url, outdir=str(tmp_path), retries=1)
+        f = r["files"][0]
+        assert f["status"] == "failed" and "SHA-256 differs" in f["error"]
+        assert not (tmp_path / name).exists()  # never renamed into place
+    finally:
+        served.write_bytes(original)
+    r = almafetch(uid=[ORION], include=["*.README.txt"], service=archive.url, outdir=str(tmp_path))
+    assert r["ndownloaded"] == 1 and sha256(tmp_path / name) == archive.manifest[name]["sha256"]

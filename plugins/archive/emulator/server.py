@@ -174,12 +174,16 @@ class ArchiveEmulator:
             raise EmulatorUnavailable(f"dachs imp failed (see {self.root / 'dachs.log'})")
         self.procs.append(subprocess.Popen(["dachs", "serve", "debug"], env=self._env(), stdout=log,
                                            stderr=subprocess.STDOUT, cwd=self.root))
-        _wait_http(f"http://127.0.0.1:{self.dachs_port}/tap/availability", timeout, self.root / "dachs.log")
+        _wait_http(f"http://127.0.0.1:{self.dachs_port}/tap/availability", timeout, self.root / "dachs.log",
+                   proc=self.procs[-1])
 
     # ----------------------------------------------------------------------------------- nginx
     def _start_nginx(self, timeout: float) -> None:
         (self.root / "nginx").mkdir(exist_ok=True)
         (self.root / "htpasswd").write_text(f"{self.username}:{_ssha(self.password)}\n")
+        # RFC 9530 digests of every file, so clients can verify content and not just size
+        digests = "\n".join(f'        "/dataPortal/{name}" "sha-256=:{base64.b64encode(bytes.fromhex(v["sha256"])).decode()}:";'
+                             for name, v in self.manifest.items())
         conf = self.root / "nginx.conf"
         user = "user root;\n" if os.geteuid() == 0 else ""
         conf.write_text(f"""{user}worker_processes 2;
@@ -195,6 +199,11 @@ http {{
     types {{ application/x-tar tar; text/plain txt; application/x-votable+xml xml; }}
     default_type application/octet-stream;
     sendfile on;
+    map_hash_bucket_size 256;
+    map $uri $repr_digest {{
+        default "";
+{digests}
+    }}
     server {{
         listen 127.0.0.1:{self.nginx_port};
         root {self.root}/www;
@@ -209,12 +218,14 @@ http {{
         location /dataPortal/proprietary/ {{ return 404; }}
         location /dataPortal/ {{
             limit_rate {self.rate};
+            add_header Repr-Digest $repr_digest;
             try_files $uri @proprietary;
         }}
         location @proprietary {{
             auth_basic "ALMA";
             auth_basic_user_file {self.root}/htpasswd;
             limit_rate {self.rate};
+            add_header Repr-Digest $repr_digest;
             rewrite ^/dataPortal/(.*)$ /dataPortal/proprietary/$1 break;
         }}
     }}
@@ -224,7 +235,8 @@ http {{
         log = open(self.root / "nginx" / "stderr.log", "ab")
         self.procs.append(subprocess.Popen([nginx, "-c", str(conf), "-p", str(self.root / "nginx")],
                                            stdout=log, stderr=subprocess.STDOUT))
-        _wait_http(f"{self.url}/dataPortal/", timeout, self.root / "nginx" / "error.log", ok=(200, 401, 403, 404))
+        _wait_http(f"{self.url}/dataPortal/", timeout, self.root / "nginx" / "stderr.log", ok=(200, 401, 403, 404),
+                   proc=self.procs[-1])
 
 
 def _ensure_postgres() -> None:
@@ -246,10 +258,13 @@ def _readable(root: Path) -> None:
         p.chmod(p.stat().st_mode | (0o755 if p.is_dir() else 0o644))
 
 
-def _wait_http(url: str, timeout: float, log: Path, ok=(200,)) -> None:
+def _wait_http(url: str, timeout: float, log: Path, ok=(200,), proc=None) -> None:
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.exists() else []
+            raise EmulatorUnavailable(f"the server for {url} exited ({proc.returncode}): " + " | ".join(tail))
         try:
             with urllib.request.urlopen(url, timeout=5) as r:
                 if r.status in ok:
