@@ -104,7 +104,7 @@ def almafetch(uid=None, project_code="", queryfile="", service="", outdir=".", r
     for o in failed:
         log.severe(f"{o.name}: {o.status}: {o.error} (run almafetch again to resume)")
     if unpack and not failed:
-        result["trees"] = _unpack(outdir, [link for link in fetchable], session)
+        result["trees"] = _unpack(outdir, fetchable)
     elif unpack:
         log.warn("not unpacking: some files failed; run almafetch again to complete them first")
     return result
@@ -222,7 +222,7 @@ def _log_listing(links, total: int, need: int, free: int) -> None:
     log.info(f"{len(links)} file(s), {_human(total)}; still to download {_human(need)}; {_human(free)} free")
 
 
-def _unpack(outdir: Path, links, session) -> list[str]:
+def _unpack(outdir: Path, links) -> list[str]:
     """Tars into the standard tree; README and single files into their Member OUS directory."""
     trees = {}
     for link in links:

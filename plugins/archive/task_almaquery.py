@@ -230,13 +230,16 @@ def footprints(value) -> list[list[tuple[float, float]]]:
 
 def _plot(table, plotfile: str) -> str:
     """The two panels of the archive page: footprints on the sky and spectral coverage."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # a Figure of its own, not pyplot: the backend of the user's session is left alone
+    from matplotlib import colormaps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     from almatools.io import atomic_path
-    fig, (sky, spec) = plt.subplots(1, 2, figsize=(12, 5))
+    fig = Figure(figsize=(12, 5))
+    FigureCanvasAgg(fig)
+    sky, spec = fig.subplots(1, 2)
     projects = sorted(set(str(p) for p in table["proposal_id"])) if "proposal_id" in table.colnames else [""]
-    colours = {p: plt.cm.tab10(i % 10) for i, p in enumerate(projects)}
+    colours = {p: colormaps["tab10"](i % 10) for i, p in enumerate(projects)}
     for k, row in enumerate(table):
         colour = colours.get(str(row["proposal_id"]) if "proposal_id" in table.colnames else "", "C0")
         for poly in footprints(row["s_region"]) if "s_region" in table.colnames else []:
@@ -259,7 +262,6 @@ def _plot(table, plotfile: str) -> str:
     fig.tight_layout()
     with atomic_path(plotfile) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
     log.info(f"plot: {plotfile}")
     return plotfile
 

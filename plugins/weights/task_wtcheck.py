@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
 from almatools import log
 from almatools.errors import TaskParameterError
+from almatools.io import atomic_path
 
 from . import fix as fixes
 from .provenance import provenance
@@ -178,9 +178,8 @@ def _plot(groups, plotfile: str, reference: float, tolerance: float) -> str:
     ax.set_title("wtcheck: weight consistency per MS and spw")
     ax.legend(loc="best", fontsize=7)
     fig.tight_layout()
-    tmp = f"{plotfile}.tmp{os.getpid()}.png"
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, plotfile)
+    with atomic_path(plotfile) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     log.info(f"plot: {plotfile}")
     return plotfile
 
