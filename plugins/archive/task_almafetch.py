@@ -66,8 +66,8 @@ def almafetch(uid=None, project_code="", queryfile="", service="", outdir=".", r
     to_get = [link for link in fetchable if not _complete(_dest(outdir, link), link.size)]
     need = sum((link.size or 0) - _partial(_dest(outdir, link)) for link in to_get)
     total = sum(link.size or 0 for link in links)
-    outdir.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(outdir).free
+    existing = next(p for p in (outdir.resolve(), *outdir.resolve().parents) if p.exists())
+    free = shutil.disk_usage(existing).free  # outdir itself is only created when something is written
     keep = _bytes(reserve)
     _log_listing(links, total, need, free)
     result = {"mous": mouses, "service": base, "files": listing, "nfiles": len(links), "bytes_total": total,
@@ -81,6 +81,7 @@ def almafetch(uid=None, project_code="", queryfile="", service="", outdir=".", r
         result["dryrun"] = True
         return result
 
+    outdir.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     with log.progress(total=need, desc="almafetch", unit="B") as bar:
         dl = Downloader(nstreams=nstreams, retries=retries, timeout=timeout, auth=auth, progress=bar)
