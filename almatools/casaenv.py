@@ -27,6 +27,7 @@ import sysconfig
 from pathlib import Path
 
 from .errors import CasaSetupError
+from .io import atomic_write
 
 __all__ = ["site_config_text", "write_site_config", "ensure_configured", "find_existing_config"]
 
@@ -96,9 +97,7 @@ def write_site_config(path: str | os.PathLike | None = None, *, force: bool = Fa
                 "Use --force to replace it (a .bak copy is kept), or add to it:\n" + text)
         if not old.startswith(MARKER):
             target.with_name(target.name + ".bak").write_text(old)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, target)
+    atomic_write(target, text)
     return target, "written"
 
 
@@ -123,9 +122,7 @@ def ensure_configured() -> None:
     target = cache / "casasiteconfig.py"
     text = site_config_text()
     if not target.exists() or target.read_text() != text:
-        tmp = target.with_name(f"casasiteconfig.{os.getpid()}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, target)
+        atomic_write(target, text)
     os.environ["CASASITECONFIG"] = str(target)
 
 

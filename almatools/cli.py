@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -154,9 +153,8 @@ def cmd_shell(args) -> int:
     target.parent.mkdir(parents=True, exist_ok=True)
     if text and not text.endswith("\n"):
         text += "\n"
-    tmp = target.with_name(target.name + ".almatools.tmp")
-    tmp.write_text(text + "# almatools tasks at the casa% prompt\n" + STARTUP_LINE + "\n")
-    os.replace(tmp, target)
+    from .io import atomic_write
+    atomic_write(target, text + "# almatools tasks at the casa% prompt\n" + STARTUP_LINE + "\n")
     print(f"{target}: added the almatools line")
     return 0
 

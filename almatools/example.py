@@ -20,6 +20,8 @@ import tarfile
 import textwrap
 from pathlib import Path
 
+from .io import atomic_write
+
 __all__ = ["build_member_ous", "member_ous_dir", "PROJECT", "SGOUS", "GOUS", "MOUS", "EXECBLOCKS",
            "TARGET", "TARGET_DIRECTION", "CALIBRATORS", "CONTDAT", "CASA_VERSION", "PIPELINE_VERSION",
            "MANUAL_CASA_VERSION", "uid_path"]
@@ -85,18 +87,12 @@ def build_member_ous(root: str | os.PathLike, kind: str = "pipeline", *, images:
         (mous / sub).mkdir(parents=True, exist_ok=True)
     files = _common_files() | (_pipeline_files() if kind == "pipeline" else _manual_files())
     for relpath, text in files.items():
-        _write(mous / relpath, text)
+        atomic_write(mous / relpath, text)
     if kind == "pipeline":
         _write_weblog(mous / "qa" / f"member.{uid_path(MOUS)}.hifa_calimage.weblog.tgz")
     if images:
         write_product_images(mous / "product")
     return mous
-
-
-def _write(path: Path, data: str | bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
 
 
 def _dedent(text: str) -> str:
@@ -220,7 +216,7 @@ def _pipeline_files() -> dict[str, str]:
             # hif_makeimages
             tclean(vis=['{EB}.ms'], field='{TARGET}', spw=['25'], specmode='cube', imsize=[64, 64], cell=['0.1arcsec'], restfreq=['230.538GHz'], parallel=False)
             """),
-        f"log/casa-20231014-101231.log": _dedent(f"""\
+        "log/casa-20231014-101231.log": _dedent(f"""\
             2023-10-14 10:12:31\tINFO\t::casa\t
             2023-10-14 10:12:31\tINFO\t::casa\tPython version 3.8.10
             2023-10-14 10:12:31\tINFO\t::casa\tCASA Version PIPELINE {CASA_VERSION}
@@ -345,7 +341,7 @@ def _manual_files() -> dict[str, str]:
                 sys.exit('Please use CASA version greater than or equal to {version} with this script')
             tclean(vis='calibrated_final.ms', imagename='{TARGET}_CO21', field='{TARGET}', specmode='cube')
             """),
-        f"log/casa-20170302-101010.log": _dedent(f"""\
+        "log/casa-20170302-101010.log": _dedent(f"""\
             2017-03-02 10:10:10\tINFO\tcasa::::\tCASA Version {version}-REL (r39762)
             2017-03-02 10:10:10\tINFO\tcasa::::\t  Descriptive Version 4.7.2-REL (r39762)
             2017-03-02 10:11:02\tINFO\tflagdata::::\t##### Begin Task: flagdata #####
@@ -370,7 +366,7 @@ def _write_weblog(path: Path) -> None:
         info = tarfile.TarInfo("pipeline-20231014T101231/html/t1-1.html")
         info.size, info.mtime = len(page), 1697278351
         tar.addfile(info, io.BytesIO(page))
-    _write(path, buffer.getvalue())
+    atomic_write(path, buffer.getvalue())
 
 
 def product_names() -> dict[str, str]:

@@ -6,7 +6,7 @@ import contextlib
 import os
 from pathlib import Path
 
-__all__ = ["atomic_path"]
+__all__ = ["atomic_path", "atomic_write"]
 
 
 @contextlib.contextmanager
@@ -26,3 +26,14 @@ def atomic_path(target: str | os.PathLike):
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def atomic_write(target: str | os.PathLike, data: str | bytes, encoding: str = "utf-8") -> None:
+    """Write *data* (text exactly as given, no newline translation, or bytes) to *target* atomically."""
+    with atomic_path(target) as tmp:
+        if isinstance(data, str):
+            with open(tmp, "w", encoding=encoding, newline="") as fh:
+                fh.write(data)
+        else:
+            with open(tmp, "wb") as fh:
+                fh.write(data)

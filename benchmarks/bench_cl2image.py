@@ -26,7 +26,7 @@ def _components(n: int):
     shapes = ["gaussian" if k % 2 else "point" for k in range(n)]
     majors = [f"{m:.3f}arcsec" if s == "gaussian" else "" for s, m in zip(shapes, rng.uniform(0.5, 2.0, n))]
     minors = [f"{float(m[:-6]) * 0.6:.3f}arcsec" if m else "" for m in majors]
-    return dict(direction=[f"J2000 150.0deg -30.0deg" if k == 0 else
+    return dict(direction=["J2000 150.0deg -30.0deg" if k == 0 else
                            f"J2000 {150.0 + dra[k] / 3600 / np.cos(np.radians(30)):.8f}deg {-30.0 + ddec[k] / 3600:.8f}deg"
                            for k in range(n)],
                 flux=list(rng.uniform(0.01, 1.0, n)), freq=["230GHz"], shape=shapes, majoraxis=majors,

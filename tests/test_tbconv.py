@@ -2,7 +2,6 @@
 on CASA images and FITS cubes the tests make with casatools."""
 
 import hashlib
-import math
 
 import numpy as np
 import pytest

@@ -27,6 +27,8 @@ from typing import Callable
 
 import numpy as np
 
+from almatools.io import atomic_path
+
 from .conversion import ARCSEC
 
 __all__ = ["ImageInfo", "read_info", "convert_fits", "convert_casa", "BLOCK_BYTES", "is_fits"]
@@ -176,8 +178,7 @@ def convert_fits(info: ImageInfo, outfile: Path, convert_block: Callable, new_bu
     depth, size, nblocks = _fits_blocks(info.shape, dtype.itemsize)
     inner, outer = info.shape[:depth], info.shape[depth:]
     chan_idx, pol_idx = _axis_indices(info, inner, outer)
-    tmp = outfile.with_name(f".{outfile.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(outfile) as tmp:
         with open(info.path, "rb") as src, open(tmp, "wb") as dst:
             dst.write(header_bytes)
             src.seek(info.extra["data_loc"])
@@ -193,10 +194,6 @@ def convert_fits(info: ImageInfo, outfile: Path, convert_block: Callable, new_bu
             dst.write(b"\0" * (-data_bytes % FITS_BLOCK))
             src.seek(info.extra["data_loc"] + info.extra["data_span"])
             shutil.copyfileobj(src, dst, 16 * 2**20)  # the other HDUs (BEAMS), byte for byte
-        os.replace(tmp, outfile)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _axis_indices(info: ImageInfo, inner: tuple, outer: tuple):

@@ -10,6 +10,7 @@ import numpy as np
 
 from almatools import log
 from almatools.errors import TaskParameterError
+from almatools.io import atomic_path
 
 from . import conversion as conv
 from . import images
@@ -298,10 +299,9 @@ def _convert_into(info, target: Path, src_format, dst_format, convert_block, out
             else:  # CASA → FITS: convert to a temporary CASA image, export it
                 images.convert_casa(info, work, convert_block, outunit, history, bar)
                 ia.open(str(work))
-                tmp = target.with_name(f".{target.name}.tmp")
-                ia.tofits(outfile=str(tmp), velocity=False, overwrite=True)
-                ia.close()
-                tmp.replace(target)
+                with atomic_path(target) as tmp:
+                    ia.tofits(outfile=tmp, velocity=False, overwrite=True)
+                    ia.close()
         finally:
             ia.done()
             shutil.rmtree(work, ignore_errors=True)

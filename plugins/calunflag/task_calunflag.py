@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import copy
 import difflib
-import os
 import re
 import shutil
 from pathlib import Path
 
 from almatools import log
 from almatools.errors import TaskParameterError
+from almatools.io import atomic_write
 
 from .edit import Finding, apply_edits, scan_script, scan_template, template_tokens
 from .roles import ROLES, FieldRoles, roles_from_ms, roles_from_names, roles_from_script
@@ -173,19 +173,14 @@ def _write(f: Path, old: str, new: str, outdir: str, inplace: bool, overwrite: b
                                      "move it away or set overwrite=True")
         shutil.copy2(f, backup_path)  # byte-identical, before anything changes
         backup = str(backup_path)
-    _atomic_write(target, new)
+    atomic_write(target, new)
     diff = target.with_name(target.name + ".diff")
-    _atomic_write(diff, "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
+    atomic_write(diff, "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
                                                      fromfile=str(f), tofile=str(target))))
     log.info(f"wrote {target} (diff: {diff})")
     return {"edited": str(target), "diff": str(diff), "backup": backup}
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def _command(root: Path, files, texts, edited, findings) -> dict:

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 
 from almatools.errors import AlmatoolsError
+from almatools.io import atomic_write
 
 __all__ = ["ContDatError", "ContRange", "ContSpw", "ContField", "ContDat", "parse_contdat", "read_contdat",
            "write_contdat", "format_contdat"]
@@ -234,14 +234,5 @@ def write_contdat(cd: ContDat, path: str, overwrite: bool = False) -> str:
     """Write *cd* atomically to *path*; refuse to replace a file unless *overwrite*."""
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".contdat-", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(format_contdat(cd))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, format_contdat(cd))
     return path

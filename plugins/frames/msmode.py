@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
+
+from almatools.io import atomic_path
 
 from .convert import convert_frequencies, frame_factors, mjd_seconds_to_iso
 
@@ -69,14 +70,9 @@ def track_spw(msinfo, field_id: int, spw_id: int, frame: str, me) -> SpwTrack:
     return SpwTrack(spw, fld, frame.upper(), times, fac)
 
 
-def _atomic_target(path: str, overwrite: bool) -> str:
+def _refuse_existing(path: str, overwrite: bool) -> None:
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; set overwrite=True to replace it")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".frameconv-", suffix=os.path.splitext(path)[1], dir=folder)
-    os.close(fd)
-    return tmp
 
 
 def times_table_path(path: str) -> str:
@@ -131,13 +127,9 @@ def write_track_table(tracks, path: str, overwrite: bool = False, vis: str = "")
     written = []
     for table, target in ((vstack(parts), path), (vstack(tparts), times_table_path(path))):
         table.meta.update(meta)
-        tmp = _atomic_target(target, overwrite)
-        try:
+        _refuse_existing(target, overwrite)
+        with atomic_path(target) as tmp:
             table.write(tmp, format=fmt, overwrite=True)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         written.append(target)
     return written
 
@@ -165,13 +157,9 @@ def plot_tracks(tracks, path: str, title: str = "", overwrite: bool = False) -> 
     ax.legend(fontsize=7, loc="best")
     ax.set_title(title or f"{tracks[0].frame} frequency drift, field {tracks[0].field.name}", fontsize=9)
     fig.tight_layout()
-    tmp = _atomic_target(path, overwrite)
-    try:
+    _refuse_existing(path, overwrite)
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

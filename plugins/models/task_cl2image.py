@@ -11,6 +11,7 @@ import numpy as np
 
 from almatools import log
 from almatools.errors import TaskParameterError
+from almatools.io import atomic_path
 
 from . import components as comp
 from .grid import ARCSEC, channel_frequencies, grid_from_parameters, grid_from_template, rad_per
@@ -234,11 +235,10 @@ def _place(src: Path, dst: Path) -> None:
 
 
 def _export(ct, image: Path, fitsfile: Path) -> None:
-    tmp = fitsfile.with_name(f".{fitsfile.name}.tmp")
     ia = ct.image()
     try:
         ia.open(str(image))
-        ia.tofits(outfile=str(tmp), velocity=False, dropstokes=False, overwrite=True)
+        with atomic_path(fitsfile) as tmp:
+            ia.tofits(outfile=tmp, velocity=False, dropstokes=False, overwrite=True)
     finally:
         ia.done()
-    os.replace(tmp, fitsfile)

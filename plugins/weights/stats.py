@@ -152,7 +152,6 @@ def measure(ct, vis: str, column: str, spws: list[int] | None, fields: list[str]
         weight_col = "WEIGHT_SPECTRUM" if has_spectrum else "WEIGHT"
         ddid, field_id = tb.getcol("DATA_DESC_ID"), tb.getcol("FIELD_ID")
         scan = tb.getcol("SCAN_NUMBER") if perscan else np.zeros_like(ddid)
-        state = tb.getcol("STATE_ID")
         keys = sorted(set(zip(ddid.tolist(), field_id.tolist(), scan.tolist())))
         for dd, fid, sc in keys:
             spw = int(dd_spw[dd])

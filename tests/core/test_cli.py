@@ -1,10 +1,8 @@
 """The shell face: almatools run/help/tasks, casa-setup and shell-setup."""
 
-import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 

@@ -1,6 +1,5 @@
 """CASA task XML parsing: the dialect, and refusals naming file and element."""
 
-import glob
 import importlib.util
 from pathlib import Path
 
