@@ -127,7 +127,13 @@ def ensure_configured() -> None:
 
 
 def casatools():
-    """Import and return the casatools module, configured for offline use."""
+    """Import and return the casatools module, configured for offline use.
+
+    CASA's shared log is set up too, so messages of the tools go to the CASA
+    log file as in casashell, not to the terminal (a bare casatools prints them).
+    """
     ensure_configured()
     import casatools as _ct
+    from .log import casalog
+    casalog()
     return _ct
