@@ -260,7 +260,6 @@ def to_componentlist(components: list[Component], path: Path, frame: str = "LSRK
                             spectrumtype="spectral index" if c.index else "constant", index=c.index,
                             label=c.label, **kw)
         cl.rename(str(path))
-        cl.close()
     finally:
-        cl.done()
+        cl.done()  # writes the list; close() would too, but always logs a WARN saying so
         me.done()

@@ -127,7 +127,7 @@ def _render(ct, components, cl_path: Path, model: Path, shape: list[int], csys: 
         cs.done()
         cl.open(str(cl_path))
         record = cl.torecord()
-        cl.close()
+        cl.done()  # not close(): it logs a WARN every time
         # CASA samples each component at pixel centres: exact for points and resolved Gaussians,
         # ~1 % low for disks and far off for Gaussians under two pixels, which are renormalised
         renorm = [i for i, c in enumerate(components)
