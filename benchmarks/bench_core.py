@@ -42,7 +42,7 @@ def run(quick: bool = False) -> list[dict]:
     ours = statistics.median(_import_time("almatools.casa_tasks", env) for _ in range(reps))
     casa = statistics.median(_import_time("casatasks", env) for _ in range(reps))
     results = [dict(metric="import almatools.casa_tasks vs import casatasks (s)", value=ours, anchor=casa,
-                    ratio=ours / casa, target="<= 0.5 s", ok=ours <= 0.5)]
+                    ratio=ours / casa, target=f"{ours:.3f} s <= 0.5 s", ok=ours <= 0.5)]
 
     sys.path.insert(0, str(HERE.parent / "tests" / "core"))
     from sample_tasks import sampletask, write_sample
@@ -64,5 +64,6 @@ def run(quick: bool = False) -> list[dict]:
         task(**kwargs)
     t_task = (time.perf_counter() - t0) / n
     results.append(dict(metric="task call vs direct implementation call (s/call)", value=t_task, anchor=t_impl,
-                        ratio=t_task / t_impl, target="+<= 5 ms", ok=(t_task - t_impl) <= 0.005))
+                        ratio=t_task / t_impl, target=f"overhead {1e3 * (t_task - t_impl):.3f} ms <= 5 ms",
+                        ok=(t_task - t_impl) <= 0.005))
     return results
