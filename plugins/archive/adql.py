@@ -43,18 +43,21 @@ def _join_or(parts: list[str]) -> str:
     return "(" + " OR ".join(parts) + ")" if len(parts) > 1 else (parts[0] if parts else "")
 
 
+def _range(column: str, lo: str | None, hi: str | None) -> str:
+    """Closed interval on *column* between two ADQL literals; a missing end leaves that side open."""
+    if lo is not None and hi is not None:
+        return f"({lo}<={column} AND {column}<={hi})"
+    return f"{column}<={hi}" if hi is not None else f"{column}>={lo}"
+
+
 def numeric_clause(column: str, value, scale: float = 1.0) -> str:
     """``230..232`` → ``(230.0<=frequency AND frequency<=232.0)``; *scale* converts the user's unit."""
     parts = []
     for item in _parse(column, value, float):
         if isinstance(item, tuple):
             lo, hi = (None if v is None else v * scale for v in item)
-            if lo is not None and hi is not None:
-                parts.append(f"({lo}<={column} AND {column}<={hi})")
-            elif hi is not None:
-                parts.append(f"{column}<={hi}")
-            elif lo is not None:
-                parts.append(f"{column}>={lo}")
+            if lo is not None or hi is not None:
+                parts.append(_range(column, lo, hi))
         else:
             if not isinstance(item, (int, float)) or isinstance(item, bool):
                 raise QueryError(column, value, "not a number")
@@ -121,13 +124,9 @@ def release_clause(value) -> str:
             if e is not None and not _ISO.fullmatch(e):
                 raise QueryError("release_date", value, "dates are ISO yyyy-mm-dd")
         lo, hi = ends
-        if isinstance(item, tuple) and lo and hi:
+        if isinstance(item, tuple) and (lo or hi):
             # 'T99' sorts after every time of that day, so the end date is included
-            parts.append(f"({quote(lo)}<=obs_release_date AND obs_release_date<={quote(hi + 'T99')})")
-        elif hi and not lo:
-            parts.append(f"obs_release_date<={quote(hi + 'T99')}")
-        elif lo and not hi:
-            parts.append(f"obs_release_date>={quote(lo)}")
+            parts.append(_range("obs_release_date", quote(lo) if lo else None, quote(hi + "T99") if hi else None))
         else:
             parts.append(f"obs_release_date LIKE {quote(lo + '%')}")
     return _join_or(parts)

@@ -14,6 +14,8 @@ import numpy as np
 
 from almatools.errors import TaskParameterError
 
+from .stats import spw_layout
+
 __all__ = ["check_writable", "check_not_held", "backup_columns", "restore_columns", "scale_weights", "BACKUP_PREFIX"]
 
 BACKUP_PREFIX = "WTCHECK_ORIG_"
@@ -110,14 +112,9 @@ def restore_columns(ct, vis: str) -> list[str]:
 
 def scale_weights(ct, vis: str, factors: dict[tuple[int, str], float]) -> None:
     """Divide WEIGHT (and WEIGHT_SPECTRUM) of each (spw, field) by its factor; SIGMA follows (1/sqrt(W))."""
+    dd_spw, _, names = spw_layout(ct, vis)
     tb = ct.table()
     try:
-        tb.open(os.path.join(vis, "DATA_DESCRIPTION"))
-        dd_spw = tb.getcol("SPECTRAL_WINDOW_ID")
-        tb.close()
-        tb.open(os.path.join(vis, "FIELD"))
-        names = list(tb.getcol("NAME"))
-        tb.close()
         tb.open(vis, nomodify=False)
         cols = _columns(tb, False)
         for dd, spw in enumerate(dd_spw):

@@ -108,7 +108,8 @@ class _quiet_nan_warnings:
         return self._w.__exit__(*exc)
 
 
-def _spw_info(ct, vis: str):
+def spw_layout(ct, vis: str):
+    """(spw of each DATA_DESC_ID, effective channel width of each spw in Hz, field names) of *vis*."""
     tb = ct.table()
     try:
         tb.open(os.path.join(vis, "DATA_DESCRIPTION"))
@@ -142,7 +143,7 @@ def _states_for(ct, vis: str, intent: str) -> list[int] | None:
 def measure(ct, vis: str, column: str, spws: list[int] | None, fields: list[str] | None, intent: str,
             perscan: bool, progress=None) -> list[GroupStats]:
     """:class:`GroupStats` for every (spw, field[, scan]) of *vis* in the selection."""
-    dd_spw, widths, names = _spw_info(ct, vis)
+    dd_spw, widths, names = spw_layout(ct, vis)
     states = _states_for(ct, vis, intent)
     tb = ct.table()
     out = []
