@@ -23,7 +23,7 @@ from pathlib import Path
 
 from almatools import log
 
-__all__ = ["Downloader", "DownloadError", "verify_tar"]
+__all__ = ["Downloader", "DownloadError", "verify_tar", "is_complete", "partial_bytes"]
 
 CHUNK = 1 << 20
 
@@ -45,6 +45,22 @@ class Outcome:
     transferred: int = 0
     attempts: int = 0
     error: str = ""
+
+
+def _part(dest: str | os.PathLike) -> Path:
+    return Path(f"{dest}.part")
+
+
+def is_complete(dest: str | os.PathLike, size: int | None) -> bool:
+    """True when *dest* is already there with the archive's size: such a file is never fetched again."""
+    dest = Path(dest)
+    return size is not None and dest.exists() and dest.stat().st_size == size
+
+
+def partial_bytes(dest: str | os.PathLike) -> int:
+    """Bytes of *dest* already received by an interrupted download (resumed, not fetched again)."""
+    part = _part(dest)
+    return part.stat().st_size if part.exists() else 0
 
 
 def verify_tar(path: str | os.PathLike) -> None:
@@ -88,15 +104,15 @@ class Downloader:
             return list(pool.map(lambda it: self.fetch(*it), items))
 
     def fetch(self, url: str, dest: str, size: int | None, needs_auth: bool = False) -> Outcome:
-        final, part = Path(dest), Path(dest + ".part")
-        if final.exists() and size is not None and final.stat().st_size == size:
+        final, part = Path(dest), _part(dest)
+        if is_complete(final, size):
             return Outcome(final.name, str(final), "present", size)
         final.parent.mkdir(parents=True, exist_ok=True)
         attempts, transferred, last = 0, 0, ""
         while attempts <= self.retries:
             attempts += 1
             try:
-                got, digest = self._get(url, part, size, needs_auth)
+                got, digest = self._get(url, final, size, needs_auth)
                 transferred += got
                 total = part.stat().st_size
                 if size is not None and total != size:
@@ -117,10 +133,11 @@ class Downloader:
             time.sleep(delay)
         return Outcome(final.name, str(final), "failed", 0, transferred, attempts, last)
 
-    def _get(self, url: str, part: Path, size: int | None, needs_auth: bool) -> tuple[int, str]:
+    def _get(self, url: str, dest: Path, size: int | None, needs_auth: bool) -> tuple[int, str]:
+        """Append what is missing of *dest* to its ``.part`` file; returns (bytes received, digest header)."""
         import requests
         import urllib3
-        have = part.stat().st_size if part.exists() else 0
+        part, have = _part(dest), partial_bytes(dest)
         if size is not None and have > size:
             part.unlink()
             have = 0

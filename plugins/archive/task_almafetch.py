@@ -15,7 +15,7 @@ from almatools.errors import TaskParameterError
 
 from . import datalink
 from .adql import quote, uid_clause
-from .download import Downloader
+from .download import Downloader, is_complete, partial_bytes
 from .service import run_with_failover
 from .unpack import UnsafeArchive, safe_extract
 
@@ -63,8 +63,8 @@ def almafetch(uid=None, project_code="", queryfile="", service="", outdir=".", r
     fetchable = [link for link in links if link.readable or auth is not None]
 
     listing = [dict(link.as_dict(), dest=str(_dest(outdir, link))) for link in links]
-    to_get = [link for link in fetchable if not _complete(_dest(outdir, link), link.size)]
-    need = sum((link.size or 0) - _partial(_dest(outdir, link)) for link in to_get)
+    to_get = [link for link in fetchable if not is_complete(_dest(outdir, link), link.size)]
+    need = sum((link.size or 0) - partial_bytes(_dest(outdir, link)) for link in to_get)
     total = sum(link.size or 0 for link in links)
     existing = next(p for p in (outdir.resolve(), *outdir.resolve().parents) if p.exists())
     free = shutil.disk_usage(existing).free  # outdir itself is only created when something is written
@@ -190,15 +190,6 @@ def _release_dates(mouses: set[str], base: str) -> dict[str, str]:
 
 def _dest(outdir: Path, link) -> Path:
     return outdir / link.name
-
-
-def _complete(path: Path, size) -> bool:
-    return path.exists() and size is not None and path.stat().st_size == size
-
-
-def _partial(path: Path) -> int:
-    part = path.with_name(path.name + ".part")
-    return part.stat().st_size if part.exists() else 0
 
 
 def _bytes(text: str) -> int:

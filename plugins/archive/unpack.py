@@ -12,6 +12,8 @@ import shutil
 import tarfile
 from pathlib import Path, PurePosixPath
 
+from almatools.io import atomic_path
+
 __all__ = ["UnsafeArchive", "safe_extract", "check_members"]
 
 
@@ -75,10 +77,8 @@ def safe_extract(tar_path: str | os.PathLike, target: str | os.PathLike) -> list
             elif m.islnk():
                 shutil.copy2(target / m.linkname, out)
             else:
-                tmp = out.with_name(out.name + ".unpacking")
-                with tar.extractfile(m) as src, open(tmp, "wb") as dst:
+                with atomic_path(out) as tmp, tar.extractfile(m) as src, open(tmp, "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
-                os.replace(tmp, out)
                 os.chmod(out, (m.mode & 0o777) | 0o600)
             written.append(m.name)
     return written
