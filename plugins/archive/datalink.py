@@ -15,13 +15,12 @@ from urllib.parse import parse_qs, quote, urlparse
 from almatools import log
 from almatools.example import uid_path
 
-__all__ = ["Link", "resolve", "list_tar", "select", "ROLES", "uid_path"]
+__all__ = ["Link", "resolve", "list_tar", "select", "unique_names", "ROLES", "uid_path"]
 
 #: roles in the order the Request Handler lists them; the first three are its default selection
 ROLES = ("readme", "product", "auxiliary", "raw", "semipass", "external")
 LISTING_TYPE = "application/x-votable+xml;content=datalink"
 DATALINK_STANDARD = "ivo://ivoa.net/std/DataLink#links-1.0"
-
 
 
 @dataclass
@@ -61,6 +60,26 @@ def _role(semantics: str, description: str, name: str) -> str:
     if semantics == "#this":
         return "product"
     return "auxiliary"
+
+
+def _link(row: dict, mous: str, url: str, role: str = "", **extra) -> Link:
+    """The file a DataLink row points to; its role from the row's semantics unless given."""
+    name = url.rstrip("/").rsplit("/", 1)[-1]
+    description = row.get("description") or ""
+    size = row.get("content_length")
+    return Link(mous=mous, name=name, url=url,
+                role=role or _role((row.get("semantics") or "").strip(), description, name),
+                size=int(size) if size not in (None, "") and int(size) > 0 else None,
+                readable=_bool(row.get("readable", True)), content_type=(row.get("content_type") or "").strip(),
+                description=description, **extra)
+
+
+def unique_names(links: list[Link]) -> list[Link]:
+    """*links* without repeats of a file name (the first one kept): one file may be reached several ways."""
+    first: dict[str, Link] = {}
+    for link in links:
+        first.setdefault(link.name, link)
+    return list(first.values())
 
 
 def _fetch(session, url: str):
@@ -123,14 +142,8 @@ def resolve(session, base: str, mous: str) -> tuple[list[Link], list[str]]:
             if ident:
                 listings[ident] = url
             continue
-        if not url:
-            continue
-        name = url.rstrip("/").rsplit("/", 1)[-1]
-        size = row.get("content_length")
-        links.append(Link(mous=mous, name=name, url=url, role=_role(semantics, row.get("description") or "", name),
-                          size=int(size) if size not in (None, "") and int(size) > 0 else None,
-                          readable=_bool(row.get("readable", True)), content_type=ctype,
-                          description=row.get("description") or ""))
+        if url:
+            links.append(_link(row, mous, url))
     for link in links:
         link.listing = listings.get(link.name, "")
     return links, errors
@@ -174,13 +187,9 @@ def list_tar(session, tar: Link) -> list[Link]:
         url = (row.get("access_url") or "").strip()
         if not url or (row.get("semantics") or "") == "#cutout" or row.get("error_message"):
             continue
-        name = url.rstrip("/").rsplit("/", 1)[-1]
-        size = row.get("content_length")
-        members.append(Link(mous=tar.mous, name=name, url=url, role=tar.role,
-                            size=int(size) if size not in (None, "") and int(size) > 0 else None,
-                            readable=_bool(row.get("readable", True)), content_type=row.get("content_type") or "",
-                            description=row.get("description") or "", parent=tar.name,
-                            tree_path=_tree_path(name, row.get("description") or "", tar.role)))
+        member = _link(row, tar.mous, url, tar.role, parent=tar.name)
+        member.tree_path = _tree_path(member.name, member.description, tar.role)
+        members.append(member)
     return members
 
 
@@ -203,11 +212,5 @@ def select(session, links: list[Link], roles: set[str], include: list[str], excl
             if not inner and link.listing == "":
                 log.warn(f"{link.name}: the archive lists no contents; include patterns cannot choose inside it")
             chosen += [m for m in inner if matches(m.name, include) and not matches(m.name, exclude)]
-    seen, out = set(), []
-    whole = {link.name for link in chosen if link.is_tar}
-    for link in chosen:
-        if link.name in seen or (link.parent and link.parent in whole):
-            continue
-        seen.add(link.name)
-        out.append(link)
-    return out
+    whole = {link.name for link in chosen if link.is_tar}  # a member of a tar taken whole comes with it
+    return unique_names([link for link in chosen if not (link.parent and link.parent in whole)])

@@ -44,12 +44,7 @@ def almafetch(uid=None, project_code="", queryfile="", service="", outdir=".", r
         links += chosen
     for e in errors:
         log.warn(f"DataLink: {e}")
-    seen, unique = set(), []
-    for link in links:  # the same file may be reached from several inputs
-        if link.name not in seen:
-            seen.add(link.name)
-            unique.append(link)
-    links = unique
+    links = datalink.unique_names(links)  # the same file may be reached from several inputs
 
     auth, proprietary = None, []
     closed = [link for link in links if not link.readable]
