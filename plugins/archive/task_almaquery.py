@@ -9,6 +9,7 @@ from pathlib import Path
 
 from almatools import log
 from almatools.errors import TaskParameterError
+from almatools.io import atomic_path
 
 from . import adql
 from .service import run_with_failover
@@ -29,20 +30,15 @@ def almaquery(source_name="", position="", radius="10arcmin", project_code="", m
     """Search the ALMA Science Archive; see ``xml/almaquery.xml``."""
     query = adql_query.strip() or _build(locals())
     log.info(f"ADQL: {query}")
-
-    def run(base):
-        import pyvo
-        tap = pyvo.dal.TAPService(f"{base}/tap")
-        return tap.run_sync(query, maxrec=maxrec).to_table()
-    table, base = run_with_failover(service, run)
+    table, base = run_with_failover(service, lambda b: _tap(b, query, maxrec))
     log.info(f"{len(table)} row(s) from {base}/tap")
     result = {"adql": query, "service": f"{base}/tap", "nrows": len(table), "observations": table}
     if "member_ous_uid" in table.colnames:
         result["nmous"] = len(set(str(u) for u in table["member_ous_uid"]))
     # the archive page's Projects and Publications views: distinct rows of the same constraints
     if not adql_query.strip():
+        where = query.partition(" WHERE ")[2]
         for name, cols in (("projects", PROJECT_COLUMNS), ("publications", PUBLICATION_COLUMNS)):
-            where = query.partition(" WHERE ")[2]
             extra = "bib_reference IS NOT NULL" if name == "publications" else ""
             q = f"select distinct {cols} from ivoa.obscore" + (
                 " WHERE " + " AND ".join(w for w in (where, extra) if w) if where or extra else "")
@@ -164,7 +160,6 @@ def _parse_position(text: str):
 
 
 def _write_tables(result: dict, outfile: str, outformat: str, overwrite: bool) -> dict:
-    from almatools.io import atomic_path
     fmt = (outformat or FORMATS.get(Path(outfile).suffix.lower(), "")).lower()
     if fmt not in ("votable", "csv", "tsv"):
         raise TaskParameterError(TASK, "outformat", outformat or outfile,
@@ -234,7 +229,6 @@ def _plot(table, plotfile: str) -> str:
     from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from almatools.io import atomic_path
     fig = Figure(figsize=(12, 5))
     FigureCanvasAgg(fig)
     sky, spec = fig.subplots(1, 2)
