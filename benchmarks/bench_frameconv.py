@@ -75,15 +75,15 @@ def run(quick: bool) -> list[dict]:
     me.done()
 
     # single time: vs ms.cvelfreqs
-    from almatools.plugins.frames._demo import simulate_small_ms
+    from almatools.testing import simulate_ms
     from almatools.plugins.frames.msmode import first_time_frequencies
     work = HERE / "_work" / "frameconv"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
         vis = str(work / "bench.ms")
-        simulate_small_ms(vis, [("SPW0", 230e9, -0.48828125e6, 3840)], field="TGT", direction=DIR,
-                          duration_s=120 if quick else 600, integration_s=6.048)
+        simulate_ms(vis, [("SPW0", 230e9, -0.48828125e6, 3840)], field="TGT", direction=DIR,
+                    duration_s=120 if quick else 600, integration_s=6.048)
         ms = ct.ms()
 
         def cvel():

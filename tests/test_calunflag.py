@@ -265,9 +265,9 @@ def test_binary_junk_is_refused(tmp_path):
 def test_field_indices_resolved_from_the_ms(tmp_path):
     """A script that names fields only by index: roles come from the MS's intents."""
     from almatools.casaenv import casatools
-    from plugins.frames._demo import simulate_small_ms
+    from almatools.testing import simulate_ms
     vis = str(tmp_path / f"{EB}.ms.split")
-    simulate_small_ms(vis, [("SPW0", 230e9, 1e6, 16)], field="J1058+0133", duration_s=120)
+    simulate_ms(vis, [("SPW0", 230e9, 1e6, 16)], field="J1058+0133", duration_s=120)
     ct = casatools()
     sm, me = ct.simulator(), ct.measures()
     try:  # add a target field with its own intents

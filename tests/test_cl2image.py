@@ -169,8 +169,8 @@ def test_template_image_grid_is_copied(tmp_path):
 
 
 def test_ms_field_template_uses_its_phase_centre_and_lsrk_channels(tmp_path):
-    from plugins.frames._demo import simulate_small_ms
-    vis = simulate_small_ms(tmp_path / "t.ms", [("SPW0", 230.0e9, 10e6, 8)], field="TW_Hya")
+    from almatools.testing import simulate_ms
+    vis = simulate_ms(tmp_path / "t.ms", [("SPW0", 230.0e9, 10e6, 8)], field="TW_Hya")
     r = cl2image(imagename=str(tmp_path / "m.im"), template=vis, field="TW_Hya", spw="0", imsize=[64],
                  cell=["0.1arcsec"], direction=["J2000 11h01m51.9s -34d42m17.0s"], flux=[1.0], freq=["230GHz"])
     ct = casatools()

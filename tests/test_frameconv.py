@@ -20,11 +20,10 @@ SPWS = [(BB1, 230.0e9, -0.5e6, 128), (BB2, 232.0e9, 1.0e6, 64)]
 
 
 def _simulate(path, spws, refdate):
-    # the frames plugin's own tiny simulator: these tests need named spws in a chosen order, negative
-    # channel widths and observing dates months apart
-    from almatools.plugins.frames._demo import simulate_small_ms
-    return simulate_small_ms(path, spws, field="TGT", direction=DIR, refdate=refdate, duration_s=1800.0,
-                             integration_s=60.0)
+    # these tests need named spws in a chosen order, negative channel widths and dates months apart
+    from almatools.testing import simulate_ms
+    return simulate_ms(path, spws, field="TGT", direction=DIR, refdate=refdate, duration_s=1800.0,
+                       integration_s=60.0)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The ``frameconv`` demo step, and a tiny MS simulator it (and the tests) can fall back on.
+"""The ``frameconv`` demo step.
 
 The demo turns the Member OUS's cont.dat into uvcontsub ``fitspec``
 selections for two small execution blocks observed months apart (their TOPO
@@ -11,17 +11,10 @@ import glob
 import os
 
 from almatools.example import CONTDAT as DEMO_CONTDAT  # used when the Member OUS carries no cont.dat
-from almatools.example import TARGET_DIRECTION as DIRECTION
+from almatools.example import TARGET_DIRECTION
+from almatools.testing import simulate_ms
 
-__all__ = ["run_demo", "simulate_small_ms", "DEMO_CONTDAT", "ms_spws_for_contdat"]
-
-
-def simulate_small_ms(path, spws, field="TGT", direction=DIRECTION, refdate="2024/11/15/00:00:00",
-                      duration_s=1800.0, integration_s=60.0, nant=4, hourangle=True, observe=None):
-    """A tiny noiseless 12 m MS (DATA only): :func:`almatools.testing.simulate_ms` with the demo's defaults."""
-    from almatools.testing import simulate_ms
-    return simulate_ms(path, spws, array="12m", nant=nant, field=field, direction=direction, refdate=refdate,
-                       duration_s=duration_s, integration_s=integration_s, hourangle=hourangle, observe=observe)
+__all__ = ["run_demo", "DEMO_CONTDAT", "ms_spws_for_contdat"]
 
 
 def ms_spws_for_contdat(cd, nchan=128):
@@ -82,8 +75,8 @@ def run_demo(ctx):
             vis = os.path.join(outdir, f"demo_eb{i + 1}.ms")
             if not os.path.isdir(vis):
                 # with spw names, the second execution block lists its spws in the opposite order
-                simulate_small_ms(vis, spws[::-1] if i and named else spws, field=field, refdate=date,
-                                  observe=observed)
+                simulate_ms(vis, spws[::-1] if i and named else spws, field=field, direction=TARGET_DIRECTION,
+                            refdate=date, observe=observed)
             vislist.append(vis)
         ctx.data["frameconv_ms"] = vislist
     r = frameconv(mode="contdat", contfile=contfile, vis=vislist)
