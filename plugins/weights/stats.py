@@ -21,8 +21,10 @@ memory stays bounded whatever the MS size.
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import os
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -91,21 +93,10 @@ def _per_row_ratio(data, flag, weight) -> tuple[np.ndarray, int]:
     else:
         power[invalid] = np.nan
         counts = power.shape[1] - invalid.sum(axis=1)
-        with np.errstate(invalid="ignore"), _quiet_nan_warnings():
+        with np.errstate(invalid="ignore"), warnings.catch_warnings(action="ignore", category=RuntimeWarning):
             ratio = np.nanmedian(power, axis=1).astype(np.float64) / MEDIAN_CHI2_2
     ratio[counts < 8] = np.nan  # too few samples in this row for a robust estimate
     return ratio, int(counts.sum())
-
-
-class _quiet_nan_warnings:
-    def __enter__(self):
-        import warnings
-        self._w = warnings.catch_warnings()
-        self._w.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        return self._w.__exit__(*exc)
 
 
 def spw_layout(ct, vis: str):
@@ -135,7 +126,6 @@ def _states_for(ct, vis: str, intent: str) -> list[int] | None:
         modes = list(tb.getcol("OBS_MODE")) if tb.nrows() else []
     finally:
         tb.done()
-    import fnmatch
     pattern = intent if any(c in intent for c in "*?[") else f"*{intent}*"
     return [i for i, m in enumerate(modes) if any(fnmatch.fnmatch(part, pattern) for part in m.split(","))]
 
