@@ -43,11 +43,12 @@ def wtcheck(vis, mous=None, datacolumn="", field="", spw="", intent="", perscan=
 
     spws = [int(s) for s in spw.replace(";", ",").split(",") if s.strip()] if spw else None
     fields = [f.strip() for f in field.split(",") if f.strip()] if field else None
-    groups, columns, prov = [], {}, {}
-    total = sum(_nrows(ct, v) for v in vislist)
-    with log.progress(total=total, desc="wtcheck", unit="row") as bar:
+    groups, prov = [], {}
+    columns, nrows = {}, {}
+    for v in vislist:
+        columns[v], nrows[v] = _column_and_rows(ct, v, datacolumn)
+    with log.progress(total=sum(nrows.values()), desc="wtcheck", unit="row") as bar:
         for k, v in enumerate(vislist):
-            columns[v] = _column(ct, v, datacolumn)
             prov[v] = provenance(ct, v, mous[k] if len(mous) > 1 else (mous[0] if mous else ""))
             log.info(f"{v}: data column {columns[v]}; calibration {prov[v]['casa_version'] or 'version unknown'}"
                      f" ({prov[v]['source'] or 'no provenance found'}); weight scheme {prov[v]['scheme']}")
@@ -62,28 +63,24 @@ def wtcheck(vis, mous=None, datacolumn="", field="", spw="", intent="", perscan=
     return result
 
 
-def _nrows(ct, vis):
+def _column_and_rows(ct, vis: str, datacolumn: str) -> tuple[str, int]:
+    """The data column to measure (CORRECTED_DATA when there is one, unless *datacolumn* says) and the row count."""
     tb = ct.table()
     try:
         tb.open(vis)
-        return tb.nrows()
-    finally:
-        tb.done()
-
-
-def _column(ct, vis: str, datacolumn: str) -> str:
-    tb = ct.table()
-    try:
-        tb.open(vis)
-        names = tb.colnames()
+        names, nrows = tb.colnames(), tb.nrows()
     finally:
         tb.done()
     if not datacolumn:
-        return "CORRECTED_DATA" if "CORRECTED_DATA" in names else "DATA"
+        return ("CORRECTED_DATA" if "CORRECTED_DATA" in names else "DATA"), nrows
     col = {"data": "DATA", "corrected": "CORRECTED_DATA", "model": "MODEL_DATA"}[datacolumn.lower()]
     if col not in names:
         raise TaskParameterError(TASK, "datacolumn", datacolumn, f"{vis} has no {col} column")
-    return col
+    return col, nrows
+
+
+def _statwt_datacolumn(column: str) -> str:
+    return "corrected" if column == "CORRECTED_DATA" else "data"
 
 
 def _verdict(groups, prov, tolerance: float, columns) -> dict:
@@ -113,8 +110,7 @@ def _verdict(groups, prov, tolerance: float, columns) -> dict:
         else:
             remedies.append("statwt on all MSs: the factors differ between spws (as weights without "
                             "2*dnu*dt do), so one factor per MS cannot fix them")
-            commands += [f"statwt(vis={v!r}, datacolumn={'corrected' if columns[v] == 'CORRECTED_DATA' else 'data'!r})"
-                         for v in columns]
+            commands += [f"statwt(vis={v!r}, datacolumn={_statwt_datacolumn(columns[v])!r})" for v in columns]
             if old:
                 remedies.append(f"or recalibrate {', '.join(old)} in CASA >= 4.2.2 (pipeline) / >= 4.3 (manual)")
     text = ("consistent: every spw and MS has weight x variance within "
@@ -185,9 +181,10 @@ def _plot(groups, plotfile: str, reference: float, tolerance: float) -> str:
 
 
 def _fix(ct, vislist, groups, method: str, columns) -> dict:
-    """Bring every MS to one scheme (weight x variance = 1) after saving the originals."""
-    for v in vislist:
-        fixes.check_writable(v)
+    """Bring every MS to one scheme (weight x variance = 1) after saving the originals.
+
+    wtcheck refused read-only and held MSs before it opened any table.
+    """
     done = {}
     for v in vislist:
         saved = fixes.backup_columns(ct, v, with_flag=(method == "statwt"))
@@ -197,7 +194,7 @@ def _fix(ct, vislist, groups, method: str, columns) -> dict:
             done[v] = {"method": "scale", "saved": saved, "factors": {f"{s}:{f}": r for (s, f), r in factors.items()}}
         else:
             from casatasks import statwt
-            statwt(vis=v, datacolumn="corrected" if columns[v] == "CORRECTED_DATA" else "data", flagbackup=False)
+            statwt(vis=v, datacolumn=_statwt_datacolumn(columns[v]), flagbackup=False)
             done[v] = {"method": "statwt", "saved": saved}
         log.info(f"{v}: weights fixed by {method}; originals kept in {fixes.BACKUP_PREFIX}* "
                  "(wtcheck(vis=..., restore=True) puts them back)")
