@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 
+from almatools.plugins.calversion.sources import version_key
+
 __all__ = ["provenance", "scheme_for"]
 
 _VERSION = re.compile(r"(?:CASA\s+Version|version:?)\s+(?:[A-Z]+\s+)?(\d+\.\d+\.\d+)", re.I)
@@ -14,7 +16,7 @@ def scheme_for(version: str, pipeline: bool | None, has_spectrum: bool) -> str:
     """The weight scheme (DOMAIN.md §3.1) a calibration in *version* leaves."""
     if not version:
         return "unknown" + (" (WEIGHT_SPECTRUM present: CASA >= 4.3)" if has_spectrum else "")
-    key = tuple(int(p) for p in version.split(".")[:3] if p.isdigit())
+    key = version_key(version)[:3]
     if key <= (4, 2, 1):
         return "<=4.2.1: weights without 2*dnu*dt, per spw (inconsistent between spws)"
     if key < (4, 4, 0):
