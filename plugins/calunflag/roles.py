@@ -39,6 +39,14 @@ class FieldRoles:
         self.roles.setdefault(key, set()).add(role)
         self.evidence.setdefault(key, []).append(why)
 
+    def merge(self, other: "FieldRoles", names_only: bool = False) -> None:
+        """Take the roles *other* knows and this does not (with *names_only*, those of field names, not ids)."""
+        for key, roles_of in other.roles.items():
+            if names_only and key.isdigit():
+                continue
+            for role in roles_of - self.roles.get(key, set()):
+                self.add(key, role, "; ".join(other.evidence.get(key, [])))
+
     def name_of(self, key: str) -> str:
         return self.names.get(key.strip(), key.strip())
 

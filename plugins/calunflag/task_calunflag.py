@@ -112,10 +112,7 @@ def _field_roles(root: Path, files, texts, vis: str) -> tuple[FieldRoles, dict]:
             calls = find_calls(texts[f], ("setjy", "bandpass", "gaincal", "fluxscale", "flagdata"), str(f))
             per_script[f] = roles_from_script(texts[f], calls, copy.deepcopy(base))
     for r in per_script.values():  # a role learned for a field NAME holds in every file
-        for key, roles_of in r.roles.items():
-            if not key.isdigit():
-                for role in roles_of:
-                    base.add(key, role, "; ".join(r.evidence.get(key, [])))
+        base.merge(r, names_only=True)
     named = set()
     for f in files:
         if f.name.endswith(".txt"):
@@ -124,10 +121,7 @@ def _field_roles(root: Path, files, texts, vis: str) -> tuple[FieldRoles, dict]:
                     named.add(template_tokens(line.strip(), str(f), number).get("field", ""))
     roles_from_names(sorted(n for name in named for n in name.split(",")), _contdat_fields(root), base)
     for r in per_script.values():
-        for key, roles_of in base.roles.items():
-            for role in roles_of:
-                if role not in r.roles.get(key, set()):
-                    r.add(key, role, "; ".join(base.evidence.get(key, [])))
+        r.merge(base)
     return base, per_script
 
 
