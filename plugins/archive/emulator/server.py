@@ -87,6 +87,7 @@ class ArchiveEmulator:
         self.faults: FaultProxy | None = None
         self.manifest: dict = {}
         self.url = self.faulty_url = ""
+        self.database = ""  # this instance's own PostgreSQL database, when it could make one
 
     # -------------------------------------------------------------------------------- lifecycle
     def __enter__(self):
@@ -123,6 +124,9 @@ class ArchiveEmulator:
             except subprocess.TimeoutExpired:
                 p.kill()
         self.procs.clear()
+        if self.database:
+            _drop_database(self.database)
+            self.database = ""
 
     def add_bulk_mous(self, mous: str, nfiles: int, size: int) -> list[str]:
         """Publish *nfiles* product files of *size* bytes for a made-up *mous* (benchmarks)."""
@@ -164,11 +168,12 @@ class ArchiveEmulator:
         (inputs / "data").mkdir(parents=True, exist_ok=True)
         (inputs / "q.rd").write_text(_rd())
         write_obscore_csv(inputs / "data" / "obscore.csv")
+        log = open(self.root / "dachs.log", "ab")
+        general = self._private_database(log)
         (self.root / "gavo.rc").write_text(
-            f"[web]\nserverPort: {self.dachs_port}\nserverURL: http://127.0.0.1:{self.dachs_port}\n"
+            f"{general}[web]\nserverPort: {self.dachs_port}\nserverURL: http://127.0.0.1:{self.dachs_port}\n"
             "bindAddress: 127.0.0.1\n")
         _readable(self.root)
-        log = open(self.root / "dachs.log", "ab")
         imp = subprocess.run(["dachs", "imp", "almaemu/q"], env=self._env(), stdout=log, stderr=subprocess.STDOUT)
         if imp.returncode:
             raise EmulatorUnavailable(f"dachs imp failed (see {self.root / 'dachs.log'})")
@@ -176,6 +181,39 @@ class ArchiveEmulator:
                                            stderr=subprocess.STDOUT, cwd=self.root))
         _wait_http(f"http://127.0.0.1:{self.dachs_port}/tap/availability", timeout, self.root / "dachs.log",
                    proc=self.procs[-1])
+
+    def _private_database(self, log) -> str:
+        """Give this instance its own DaCHS root and PostgreSQL database; the ``[general]`` lines for gavo.rc.
+
+        DaCHS keeps ``ivoa.obscore`` in one system-wide database, so two emulators (two test runs,
+        a test run beside the demo) would overwrite each other's catalogue. As root, each instance
+        gets a database of its own (created from nothing, dropped on stop; leftovers of killed runs
+        are dropped on the next start). Otherwise the system database is shared, as before.
+        """
+        system_etc = Path("/var/gavo/etc")
+        if os.geteuid() != 0 or not (system_etc / "feed").exists():
+            return ""
+        _drop_stale_databases()
+        name = f"{DB_PREFIX}{os.getpid()}_{self.dachs_port}"
+        _psql("postgres", f'CREATE DATABASE "{name}" OWNER gavoadmin')
+        self.database = name
+        _psql(name, "CREATE EXTENSION IF NOT EXISTS pg_sphere; CREATE EXTENSION IF NOT EXISTS q3c")
+        gavo = self.root / "gavo"
+        etc = gavo / "etc"
+        etc.mkdir(parents=True, exist_ok=True)
+        for profile in ("feed", "trustedquery", "untrustedquery", "defaultmeta.txt"):
+            if (system_etc / profile).exists():
+                shutil.copy(system_etc / profile, etc / profile)
+        (etc / "dsn").write_text(f"database = {name}\nhost = localhost\nport = 5432\n")
+        password = next((line.split("=", 1)[1].strip() for line in (etc / "feed").read_text().splitlines()
+                         if line.strip().startswith("password")), "")
+        (self.root / "gavo.rc").write_text(f"[general]\nrootDir: {gavo}\n")
+        init = subprocess.run(["dachs", "init", "-d", f"host=localhost dbname={name} user=gavoadmin "
+                                                      f"password='{password}'"],
+                              env=self._env(), stdout=log, stderr=subprocess.STDOUT)
+        if init.returncode:
+            raise EmulatorUnavailable(f"dachs init of database {name} failed (see {self.root / 'dachs.log'})")
+        return f"[general]\nrootDir: {gavo}\n"
 
     # ----------------------------------------------------------------------------------- nginx
     def _start_nginx(self, timeout: float) -> None:
@@ -250,6 +288,33 @@ def _ensure_postgres() -> None:
             r = subprocess.run(["pg_ctlcluster", ver, name, "start"], capture_output=True, text=True)
             if r.returncode:
                 raise EmulatorUnavailable(f"PostgreSQL {ver}/{name} is down and would not start: {r.stderr.strip()}")
+
+
+DB_PREFIX = "almaemu_"
+
+
+def _psql(database: str, sql: str) -> str:
+    r = subprocess.run(["su", "postgres", "-c", f"psql -q -At -v ON_ERROR_STOP=1 -d {database}"], input=sql,
+                       capture_output=True, text=True)
+    if r.returncode:
+        raise EmulatorUnavailable(f"PostgreSQL refused {sql!r} in {database}: {r.stderr.strip()}")
+    return r.stdout
+
+
+def _drop_database(name: str) -> None:
+    try:
+        _psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except EmulatorUnavailable:
+        pass  # a leftover is dropped by the next start
+
+
+def _drop_stale_databases() -> None:
+    """Drop the private databases of emulators whose process is gone (killed test runs)."""
+    names = _psql("postgres", f"SELECT datname FROM pg_database WHERE datname LIKE '{DB_PREFIX}%'").split()
+    for name in names:
+        pid = name[len(DB_PREFIX):].split("_")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            _drop_database(name)
 
 
 def _readable(root: Path) -> None:
