@@ -23,6 +23,20 @@ _site.write_text(casaenv.site_config_text(logfile=str(_session_home / "casa-test
 os.environ["CASASITECONFIG"] = str(_site)
 
 import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+# Property tests and fuzz tests take their budget from a profile, not from the test: "ci" (the default)
+# is a fixed, reproducible budget for CI; "fuzz" (benchmarks/fuzz.py) runs >= 10,000 random inputs per
+# parser. A test that needs a particular budget sets it with @settings; fuzz tests (marked `fuzz`) do not.
+_SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large]
+settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True,
+                          suppress_health_check=_SLOW, print_blob=True)
+settings.register_profile("fuzz", max_examples=10_000, deadline=None, suppress_health_check=_SLOW,
+                          print_blob=True)
+if os.environ.get("ALMATOOLS_FUZZ_EXAMPLES"):
+    settings.register_profile("fuzz", settings.get_profile("fuzz"),
+                              max_examples=int(os.environ["ALMATOOLS_FUZZ_EXAMPLES"]))
+settings.load_profile(os.environ.get("ALMATOOLS_HYPOTHESIS_PROFILE", "ci"))
 
 # casatools first: importing it after some other compiled packages can crash (radio-beam's lesson)
 try:
