@@ -120,7 +120,8 @@ def read_listobs(text: str, label: str = "listobs") -> Listobs:
             section = "spws"
             continue
         if stripped.startswith("SpwID") and section == "spws":
-            spw_header = stripped.split()
+            # old versions run names together ("ChanWid(kHz)TotBW(kHz)"): split after each "(unit)"
+            spw_header = re.findall(r"[^\s()]+(?:\([^)\s]*\))?", stripped)
             continue
         if re.match(r"^(Sources|Antennas|Polarization Setups|Data Description)", stripped):
             section = ""

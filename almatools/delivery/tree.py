@@ -80,9 +80,10 @@ class MemberOUS:
                 if ".calunflag" not in p.name]
 
     def qa_texts(self) -> list[TextFile]:
-        """QA2 text files, fluxscale logs and listobs summaries in ``qa/`` and ``calibration/``."""
-        paths = self._glob(("qa", "calibration"), ("*.txt", "*fluxscale*", "*.log"))
-        return [read_text(p) for p in paths if not _fluxcsv_name(p.name)]
+        """QA2 text files and logs in ``qa/``, fluxscale logs in ``qa/`` and ``calibration/``."""
+        paths = self._glob(("qa",), ("*.txt", "*.log")) + self._glob(("qa", "calibration"), ("*fluxscale*",))
+        return [read_text(p) for p in sorted(set(paths)) if not _fluxcsv_name(p.name)
+                and not p.name.lower().endswith((".tgz", ".tar", ".gz"))]
 
     def listobs_texts(self) -> list[TextFile]:
         """listobs summaries: the weblog's per-MS ``listobs.txt`` and loose ``*listobs*.txt`` files."""

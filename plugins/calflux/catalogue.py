@@ -134,129 +134,164 @@ class Catalogue:
     # --------------------------------------------------------------------------------- files
     @classmethod
     def read(cls, path: str | os.PathLike) -> "Catalogue":
-        """An offline catalogue file (``.ecsv`` by astropy, anything else as CSV with a header)."""
+        """An offline catalogue file (``.ecsv``/``# %ECSV`` by astropy, anything else as CSV with a header)."""
         from almatools.delivery.textfile import DeliveryError, read_text
         path = Path(path)
         try:
             text = read_text(path, MAX_CATALOGUE_BYTES).text
         except DeliveryError as exc:
             raise CatalogueError(str(exc)) from None
-        rows = _ecsv_rows(text, path) if text.lstrip().startswith("# %ECSV") else _csv_rows(text, path)
-        return cls.from_rows(rows, origin=str(path))
+        cols, where = _ecsv_columns(text, path) if text.lstrip().startswith("# %ECSV") else _csv_columns(text, path)
+        return cls.from_columns(cols, where, origin=str(path))
 
     @classmethod
-    def from_rows(cls, rows, origin: str = "") -> "Catalogue":
-        """From (line, source, aliases, mjd, freq_hz, flux, error, band, ingested) tuples."""
-        by_source: dict[str, list] = {}
-        aliases: dict[str, list] = {}
-        for line, source, alias, mjd, freq, flux, error, band, ingested in rows:
-            by_source.setdefault(source, []).append((mjd, freq, flux, error, band, ingested))
-            aliases.setdefault(source, [])
-            aliases[source] += [a for a in alias if a and a not in aliases[source]]
-        sources = []
-        for name, ms in by_source.items():
-            a = np.array(ms, dtype=float).reshape(-1, 6)
-            sources.append(Source.from_arrays(name, aliases[name], a[:, 0], a[:, 1], a[:, 2], a[:, 3],
-                                              a[:, 4].astype(int), a[:, 5]))
-        return cls(sources, origin=origin)
+    def from_columns(cls, cols: dict, where=lambda i: f"row {i + 1}", origin: str = "") -> "Catalogue":
+        """From columns of text (``source``, ``date``, ``frequency``, ``flux`` and optional ``aliases``,
+        ``error``, ``band``, ``ingested``); *where(i)* names row *i* in error messages."""
+        n = len(cols["source"])
+        source = np.array([s.strip() for s in cols["source"]], dtype=object)
+        empty = np.flatnonzero(source == "")
+        if len(empty):
+            raise CatalogueError(f"{where(int(empty[0]))}: the source name is empty")
+        mjd = _dates(cols["date"], "date", where)
+        freq = _floats(cols["frequency"], "frequency", where)
+        freq_hz = np.where(freq < 2000, freq * 1e9, freq)  # analysisUtils' rule: below 2000 it is GHz
+        flux = _floats(cols["flux"], "flux", where)
+        error = _floats(cols.get("error", [""] * n), "error", where, empty_ok=True)
+        band = _floats(cols.get("band", [""] * n), "band", where, empty_ok=True)
+        ingested = _dates(cols.get("ingested", [""] * n), "ingested", where, empty_ok=True)
+        aliases = cols.get("aliases", [""] * n)
+        cat = cls(origin=origin)
+        order = np.argsort(source, kind="stable")
+        names, starts = np.unique(source[order], return_index=True)
+        for name, lo, hi in zip(names, starts, list(starts[1:]) + [n]):
+            idx = order[lo:hi]
+            alias = list(dict.fromkeys(a.strip() for i in idx for a in str(aliases[i]).split(";") if a.strip()))
+            cat.add(Source.from_arrays(name, alias, mjd[idx], freq_hz[idx], flux[idx], error[idx],
+                                       np.nan_to_num(band[idx], nan=0).astype(int), ingested[idx]))
+        return cat
 
     def write(self, path: str | os.PathLike) -> None:
-        """Write every measurement as ECSV (``.ecsv``) or CSV, atomically; readable by :meth:`read`."""
+        """Write every measurement as ECSV (``.ecsv``) or CSV, atomically; :meth:`read` reads it back.
+
+        Uncertainties the catalogue lacked are written empty (not as the 10 % assumed on reading);
+        measurements discarded on reading (flux ≤ 0) are not written.
+        """
         from astropy.table import Table
         from almatools.io import atomic_path
-        cols = {k: [] for k in COLUMNS}
-        for s in self.sources.values():
-            for i in range(len(s)):
-                cols["source"].append(s.name)
-                cols["aliases"].append(";".join(a for a in s.aliases if a != s.name))
-                cols["date"].append(mjd_to_iso(s.day[i]))
-                cols["frequency"].append(s.freq_hz[i] / 1e9)
-                cols["flux"].append(s.flux[i])
-                cols["error"].append(s.error[i])
-                cols["band"].append(int(s.band[i]))
-                cols["ingested"].append("" if not np.isfinite(s.ingested[i]) else mjd_to_iso(s.ingested[i]))
-        table = Table(cols, names=COLUMNS)
+        sources = list(self.sources.values())
+        epoch = np.datetime64("1858-11-17")
+
+        def iso(days):
+            out = (epoch + np.nan_to_num(days, nan=0).astype(np.int64).astype("timedelta64[D]")).astype(str)
+            return np.where(np.isfinite(days), out, "")
+        cat = (lambda f: np.concatenate([f(s) for s in sources]) if sources else np.array([]))
+        error = cat(lambda s: np.where(s.assumed, np.nan, s.error) if s.assumed is not None else s.error)
+        table = Table({"source": cat(lambda s: np.full(len(s), s.name, dtype=object)).astype(str),
+                       "aliases": cat(lambda s: np.full(len(s), ";".join(a for a in s.aliases if a != s.name),
+                                                        dtype=object)).astype(str),
+                       "date": iso(cat(lambda s: s.day.astype(float))),
+                       "frequency": cat(lambda s: s.freq_hz / 1e9), "flux": cat(lambda s: s.flux),
+                       "error": np.ma.masked_invalid(error), "band": cat(lambda s: s.band).astype(int),
+                       "ingested": iso(cat(lambda s: s.ingested))}, names=COLUMNS)
         table["frequency"].unit, table["flux"].unit, table["error"].unit = "GHz", "Jy", "Jy"
         path = Path(path)
         with atomic_path(path) as tmp:
             table.write(tmp, format="ascii.ecsv" if path.suffix.lower() == ".ecsv" else "ascii.csv", overwrite=True)
 
 
-def _number(text: str, what: str, where: str, allow_empty: bool = False) -> float:
-    text = text.strip()
-    if text == "" and allow_empty:
-        return math.nan
-    try:
-        value = float(text)
-    except ValueError:
-        raise CatalogueError(f"{where}: {what} is {text!r}, not a number") from None
-    if not math.isfinite(value) and not (allow_empty and math.isnan(value)):
-        raise CatalogueError(f"{where}: {what} is {text!r}, not a finite number")
-    return value
-
-
-def _row(values: dict, where: str):
-    """One measurement from a dict of column texts; CatalogueError naming *where* when it is malformed."""
-    source = values.get("source", "").strip()
-    if not source:
-        raise CatalogueError(f"{where}: the source name is empty")
-    try:
-        mjd = to_mjd(values.get("date", ""))
-    except ValueError as exc:
-        raise CatalogueError(f"{where}: date {exc}") from None
-    freq = _number(values.get("frequency", ""), "frequency", where)
-    freq_hz = freq * 1e9 if freq < 2000 else freq  # analysisUtils' rule: below 2000 it is GHz
-    flux = _number(values.get("flux", ""), "flux", where)
-    error = _number(values.get("error", ""), "error", where, allow_empty=True)
-    band_text = values.get("band", "").strip()
-    band = int(_number(band_text, "band", where)) if band_text else 0
-    ingested = math.nan
-    if values.get("ingested", "").strip():
+def _floats(values, what: str, where, empty_ok: bool = False) -> np.ndarray:
+    """Text (or numbers) → float array (NaN for empty cells when *empty_ok*); the first bad cell is named."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
+        out = values.astype(float)
+        texts = None
+    else:
+        texts = [str(v).strip() for v in values]
         try:
-            ingested = to_mjd(values["ingested"])
+            out = np.array([t or "nan" for t in texts] if empty_ok else texts, dtype=float)
+        except ValueError:
+            for i, t in enumerate(texts):  # find the culprit
+                try:
+                    float(t or ("nan" if empty_ok else "x"))
+                except ValueError:
+                    raise CatalogueError(f"{where(i)}: {what} is {t!r}, not a number") from None
+            raise
+    bad = ~np.isfinite(out)
+    if empty_ok:
+        bad &= ~np.isnan(out) if texts is None else np.array([bool(t) for t in texts], dtype=bool)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise CatalogueError(f"{where(i)}: {what} is {out[i] if texts is None else texts[i]!r}, not a finite number")
+    return out
+
+
+def _dates(values, what: str, where, empty_ok: bool = False) -> np.ndarray:
+    """Dates → MJD: ISO days in one numpy conversion, any other form (:func:`.dates.to_mjd`) one by one."""
+    texts = [str(v).strip() for v in values]
+    out = np.full(len(texts), np.nan)
+    iso = np.array([len(t) == 10 and t[4] == "-" and t[7] == "-" for t in texts], dtype=bool)
+    if iso.any():
+        try:
+            days = np.array([t for t, ok in zip(texts, iso) if ok], dtype="datetime64[D]")
+            out[iso] = (days - np.datetime64("1858-11-17")).astype(float)
+        except ValueError:
+            iso[:] = False  # an impossible date among them: the slow path names it
+    for i in np.flatnonzero(~iso):
+        if not texts[i] and empty_ok:
+            continue
+        try:
+            out[i] = to_mjd(texts[i])
         except ValueError as exc:
-            raise CatalogueError(f"{where}: ingested {exc}") from None
-    aliases = tuple(a.strip() for a in values.get("aliases", "").split(";") if a.strip())
-    return source, aliases, mjd, freq_hz, flux, error, band, ingested
+            raise CatalogueError(f"{where(int(i))}: {what} {exc}") from None
+    return out
 
 
-def _csv_rows(text: str, path: Path):
-    header = None
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        try:
-            cells = next(csv.reader([line]))
-        except csv.Error as exc:
-            raise CatalogueError(f"{path}:{number}: not a CSV line ({exc})") from None
-        if header is None:
-            header = [c.strip().lower() for c in cells]
-            missing = {"source", "date", "frequency", "flux"} - set(header)
-            if missing:
-                raise CatalogueError(f"{path}:{number}: the header lacks column(s) {sorted(missing)}; "
-                                     f"expected {', '.join(COLUMNS)}")
-            continue
-        if len(cells) != len(header):
-            raise CatalogueError(f"{path}:{number}: {len(cells)} values for {len(header)} columns")
-        yield (number, *_row(dict(zip(header, cells)), f"{path}:{number}"))
+def _csv_columns(text: str, path: Path):
+    header, cols, lines = None, {}, []
+    reader = csv.reader(text.splitlines())
+    try:
+        for cells in reader:
+            number = reader.line_num
+            if not cells or not "".join(cells).strip() or cells[0].lstrip().startswith("#"):
+                continue
+            if header is None:
+                header = [c.strip().lower() for c in cells]
+                missing = {"source", "date", "frequency", "flux"} - set(header)
+                if missing or len(set(header)) != len(header):
+                    raise CatalogueError(f"{path}:{number}: the header must name each of {', '.join(COLUMNS)} once "
+                                         f"(source, date, frequency and flux are required); got {','.join(cells)!r}")
+                cols = {h: [] for h in header}
+                continue
+            if len(cells) != len(header):
+                raise CatalogueError(f"{path}:{number}: {len(cells)} values for {len(header)} columns")
+            for h, c in zip(header, cells):
+                cols[h].append(c)
+            lines.append(number)
+    except csv.Error as exc:
+        raise CatalogueError(f"{path}:{reader.line_num}: not a CSV line ({exc})") from None
     if header is None:
         raise CatalogueError(f"{path}: no header line and no measurements")
+    return cols, lambda i: f"{path}:{lines[i]}"
 
 
-def _ecsv_rows(text: str, path: Path):
+def _ecsv_columns(text: str, path: Path):
     from astropy.table import Table
     try:
         table = Table.read(text, format="ascii.ecsv")
     except Exception as exc:  # astropy raises many types for malformed ECSV
         raise CatalogueError(f"{path}: not a readable ECSV table ({type(exc).__name__}: {exc})") from None
-    names = [n.lower() for n in table.colnames]
+    names = {n.lower(): n for n in table.colnames}
     missing = {"source", "date", "frequency", "flux"} - set(names)
     if missing:
         raise CatalogueError(f"{path}: the ECSV table lacks column(s) {sorted(missing)}")
-    freq_col = table.columns[names.index("frequency")]
-    to_ghz = freq_col.unit.to("GHz") if getattr(freq_col, "unit", None) is not None else None
-    for i, row in enumerate(table):
-        values = {n: ("" if np.ma.is_masked(row[c]) else str(row[c])) for n, c in zip(names, table.colnames)}
-        if to_ghz is not None:
-            values["frequency"] = repr(float(values["frequency"]) * to_ghz)
-        yield (i + 1, *_row(values, f"{path}: row {i + 1}"))
+    cols = {}
+    for key, name in names.items():
+        column = table[name]
+        if key == "frequency" and getattr(column, "unit", None) is not None:
+            try:
+                column = column.to("GHz").value
+            except Exception:
+                raise CatalogueError(f"{path}: frequency unit {column.unit} is not a frequency") from None
+        values = np.ma.filled(np.ma.asarray(column), np.nan) if np.asarray(column).dtype.kind in "fiu" else None
+        cols[key] = values if values is not None else ["" if np.ma.is_masked(v) else str(v) for v in column]
+    return cols, lambda i: f"{path}: row {i + 1}"

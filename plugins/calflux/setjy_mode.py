@@ -30,7 +30,11 @@ def _default_dir(arch, table_label: str | None) -> Path:
 def write_setjy(result: dict, arch, outdir: str, inplace: bool, overwrite: bool, value_key: str) -> dict:
     """Write ``calflux.setjy.py`` and, per flux.csv, ``flux.calflux.csv`` (or the file itself after a backup)."""
     rows = result["rows"]
-    commands = setjy_commands(rows, value_key)
+    # only the flux calibrator's model sets the scale: setjy for it (for every calibrator when none is known)
+    flux_cals = set(arch.flux_calibrators) or None
+    if flux_cals is None:
+        log.warn("the delivery does not say which field is the flux calibrator: setjy commands for every calibrator")
+    commands = setjy_commands(rows, value_key, flux_cals)
     out = {"commands": commands, "fluxcsv": [], "script": None}
     if not commands:
         log.warn("no archival model value has a catalogue estimate: nothing to write")

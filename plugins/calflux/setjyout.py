@@ -26,12 +26,13 @@ def _num(x: float) -> str:
     return f"{x:.6g}"
 
 
-def setjy_commands(rows: list[dict], value_key: str = "estimate_jy") -> list[str]:
-    """``setjy(...)`` lines for the rows that have a catalogue value, one per MS, field and spw."""
+def setjy_commands(rows: list[dict], value_key: str = "estimate_jy", fields=None) -> list[str]:
+    """``setjy(...)`` lines for the model rows of *fields* (all when None) with a catalogue value, one per MS,
+    field and spw."""
     out, seen = [], set()
     for r in rows:
         flux = r.get(value_key)
-        if flux is None or r.get("kind") != "model":
+        if flux is None or r.get("kind") != "model" or (fields is not None and r["field"] not in fields):
             continue
         key = (r["ms"], r["field"], r["spw"])
         if key in seen:
@@ -63,7 +64,7 @@ def fluxcsv_replacements(table: FluxCsv, rows: list[dict], estimates_by_where: d
         extra = (f"+-{(r.get('estimate_error_jy') or r.get('service_error_jy') or 0.0):.6f}Jy, "
                  f"freq={r['frequency_ghz']:.6f}GHz, spec_index={(r.get('spectral_index') or 0.0):.6f}, "
                  f"Band3age={'N/A' if age is None else f'{age:+.0f}'}")
-        intents = sorted(set(r.get("intents") or ())) or _intents(row.comment)
+        intents = _intents(row.comment)
         out[line] = {"I": _num(r[value_key]), "spix": _num(r.get("spectral_index") or 0.0),
                      "comment": pipeline_comment(r["field"], intents, "calflux",
                                                  "N/A" if age is None else f"{round(age):d}", stamp, extra)}

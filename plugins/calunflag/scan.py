@@ -85,7 +85,7 @@ def _scan(text: str, names: set[str], path: str):
         if ch in "'\"":
             i = _skip_string(text, i, path)
             continue
-        if ch.isalpha() or ch == "_":
+        if (ch.isascii() and ch.isalpha()) or ch == "_":  # _IDENT is ASCII: "º".isalpha() is True
             m = _IDENT.match(text, i)
             word = m.group(0)
             j = m.end()

@@ -33,7 +33,7 @@ from datetime import date
 
 import numpy as np
 
-__all__ = ["CalSource", "generate", "GRID", "PINNED", "to_day"]
+__all__ = ["CalSource", "generate", "write_csv", "GRID", "PINNED", "to_day"]
 
 _MJD0 = date(1858, 11, 17)
 _EPOCH = np.datetime64("1858-11-17")
@@ -211,7 +211,7 @@ def generate(start: str = "2012-06-01", end: str = "2025-12-31", seed: int = 202
                 obs, ingested = (to_day(x) for x in RE_REDUCED[name])
                 near = unique[np.argmin(np.abs(unique - obs))]
                 for g in (91.46, 343.48):
-                    f = round(10 ** log_s[near] * (g / 100.0) ** index[near] * 1.04, 2)
+                    f = round(float(10 ** log_s[near] * (g / 100.0) ** index[near]) * 1.04, 2)
                     src.measurements.append(dict(day=obs, freq=g * 1e9, flux=f, error=round(f * 0.03, 2),
                                                  ingested=ingested,
                                                  origin=f"ALMA_flux_monitoring_{name}_rereduced_{_iso(ingested)}.txt"))
@@ -222,3 +222,24 @@ def generate(start: str = "2012-06-01", end: str = "2025-12-31", seed: int = 202
 
 def _iso(day: float) -> str:
     return date.fromordinal(_MJD0.toordinal() + int(day)).isoformat()
+
+
+def write_csv(path, sources: list[CalSource]) -> int:
+    """The measurements as an offline catalogue file (calflux's CSV columns); returns the row count.
+
+    Written here with the csv module, independently of calflux's own writer, so tests read a file
+    that calflux did not make.
+    """
+    import csv
+    n = 0
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["source", "aliases", "date", "frequency", "flux", "error", "band", "ingested"])
+        for s in sources:
+            for m in s.measurements:
+                ghz = m["freq"] / 1e9
+                band = 3 if ghz < 150 else 6 if ghz < 275 else 7
+                w.writerow([s.name, ";".join(s.aliases), _iso(m["day"]), f"{ghz:.6f}", repr(m["flux"]),
+                            "" if m["error"] != m["error"] else repr(m["error"]), band, _iso(m["ingested"])])
+                n += 1
+    return n
