@@ -103,7 +103,8 @@ class Catalogue:
 
     def __init__(self, sources=(), origin: str = ""):
         self.sources: dict[str, Source] = {}
-        self._index: dict[str, str] = {}
+        self._index: dict[str, str] = {}  # normalised alias -> source
+        self._short: dict[str, str] = {}  # short J-name derived from a long alias -> source
         self.origin = origin
         self.unknown: dict[str, UnknownSource] = {}  # names asked for that the catalogue does not know
         for s in sources:
@@ -112,16 +113,21 @@ class Catalogue:
     def add(self, source: Source) -> None:
         self.sources[source.name] = source
         for alias in source.aliases:
-            for key in _names.keys(alias):
-                self._index.setdefault(key, source.name)
+            self._index.setdefault(_names.normalise(alias), source.name)
+            short = _names.short_jname(alias)
+            if short:
+                self._short.setdefault(short, source.name)
 
     def names(self) -> list[str]:
         return sorted({a for s in self.sources.values() for a in s.aliases})
 
     def lookup(self, name: str) -> Source | None:
-        for key in sorted(_names.keys(name), key=len, reverse=True):  # the exact (long) key first
-            if key in self._index:
-                return self.sources[self._index[key]]
+        """The source with an alias *name*; a short J-name (``J1924-292``) also finds its long form."""
+        key = _names.normalise(name)
+        if key in self._index:
+            return self.sources[self._index[key]]
+        if _names.is_short_jname(key) and key in self._short:
+            return self.sources[self._short[key]]
         return None
 
     def find(self, name: str) -> Source:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import re
 
-__all__ = ["normalise", "short_jname", "keys", "close_names"]
+__all__ = ["normalise", "short_jname", "is_short_jname", "keys", "close_names"]
 
 _LONG_J = re.compile(r"^J(\d{4})([+-])(\d{2})(\d{2})$")
 _SHORT_J = re.compile(r"^J(\d{4})([+-])(\d{3})$")
@@ -34,6 +34,10 @@ def short_jname(name: str) -> str | None:
         return None
     tenths = int(m.group(4)) // 6  # arcminutes → tenths of a degree, truncated as the catalogue does
     return f"J{m.group(1)}{m.group(2)}{m.group(3)}{tenths}"
+
+
+def is_short_jname(name: str) -> bool:
+    return bool(_SHORT_J.match(normalise(name)))
 
 
 def keys(name: str) -> set[str]:

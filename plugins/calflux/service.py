@@ -220,9 +220,7 @@ class SourceCatalogueService:
     def history(self, name: str) -> Source:
         """Every ALMA measurement of the source called *name*; :class:`UnknownSource` with close names if none."""
         key = _names.normalise(name)
-        rows = self._search(key, 5, MAX_MEASUREMENTS)
-        if not rows and _names.short_jname(key):
-            rows = self._search(_names.short_jname(key), 5, MAX_MEASUREMENTS)
+        rows = self._search(key, 5, MAX_MEASUREMENTS)  # the catalogue lists short J-names as aliases
         if not rows:
             # names sharing the first characters (for a J-name: the same hour of right ascension)
             prefix = (key[:3] if _names.short_jname(key) or key.startswith("J") else key[:2]) + "%"
