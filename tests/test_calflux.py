@@ -274,6 +274,25 @@ def test_catalogue_cleaning_as_analysisutils(tmp_path):
     assert any("10 % assumed (2020-01-01 91.46 GHz)" in w for w in r["warnings"])
 
 
+def test_ecsv_catalogue_round_trip_and_units(catalogue, tmp_path):
+    from astropy.table import Table
+    small = Catalogue([catalogue.find("J0510+1800"), catalogue.find("J1733-3722")])
+    small.write(tmp_path / "c.ecsv")
+    back = Catalogue.read(tmp_path / "c.ecsv")
+    for name, src in small.sources.items():
+        got = back.find(name)
+        assert np.array_equal(got.day, src.day) and np.allclose(got.freq_hz, src.freq_hz, rtol=1e-12)
+        assert np.array_equal(got.flux, src.flux) and np.allclose(got.error, src.error)
+        assert np.array_equal(got.assumed, src.assumed) and got.aliases == src.aliases
+    # an ECSV written by someone else, frequency in MHz: the unit is honoured
+    t = Table({"source": ["J0001-0001"] * 2, "date": ["2020-01-01"] * 2, "frequency": [91460.0, 343480.0],
+               "flux": [1.0, 0.5], "error": [0.05, 0.02]})
+    t["frequency"].unit = "MHz"
+    t.write(tmp_path / "mhz.ecsv", format="ascii.ecsv")
+    got = Catalogue.read(tmp_path / "mhz.ecsv").find("J0001-0001")
+    assert sorted(got.freq_hz) == pytest.approx([91.46e9, 343.48e9], rel=1e-12)  # same day: highest first
+
+
 @pytest.mark.parametrize("text, message", [
     ("source,date,frequency\nA,2020-01-01,90\n", "header must name"),
     ("source,date,frequency,flux\nA,2020-01-01,ninety,1\n", r"c.csv:2: frequency is 'ninety', not a number"),

@@ -8,7 +8,8 @@ time (``2019-12-12T05:30:00``), CASA's ``2019/12/12/05:30:00``, the flux service
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
 
 __all__ = ["to_mjd", "mjd_to_iso", "mjd_to_date", "service_date", "today_mjd", "MJD0"]
 
@@ -57,13 +58,22 @@ def to_mjd(text) -> float:
 
 
 def mjd_to_date(mjd: float) -> date:
-    from datetime import timedelta
-    return MJD0 + timedelta(days=int(mjd // 1))
+    return _day(int(mjd // 1))
+
+
+@lru_cache(maxsize=65536)
+def _day(day: int) -> date:
+    return MJD0 + timedelta(days=day)
+
+
+@lru_cache(maxsize=65536)
+def _iso(day: int) -> str:
+    return _day(day).isoformat()
 
 
 def mjd_to_iso(mjd: float) -> str:
     """``YYYY-MM-DD`` of the day holding *mjd*."""
-    return mjd_to_date(mjd).isoformat()
+    return _iso(int(mjd // 1))
 
 
 def service_date(mjd: float) -> str:

@@ -104,6 +104,15 @@ def fit_power_law(freq_hz, flux, error, mask=None):
     return b, alpha, cov, xbar
 
 
+def _row_medians(a: np.ndarray) -> np.ndarray:
+    """The median of each row, as numpy.median computes it, partitioning *a* in place (no copy)."""
+    n = a.shape[1]
+    mid = n // 2
+    kth = [mid - 1, mid] if n % 2 == 0 else [mid]
+    a.partition(kth, axis=1)
+    return a[:, kth].astype(np.float64).mean(axis=1)
+
+
 def _mad(values: np.ndarray) -> float:
     return float(np.median(np.abs(values - np.median(values))) / MAD_SCALE)
 
@@ -121,6 +130,10 @@ class _Days:
 
     def members(self, k: int) -> np.ndarray:
         return self.idx[self.start[k]:self.start[k] + self.count[k]]
+
+    def mean(self, values: np.ndarray) -> np.ndarray:
+        """The mean of *values* over each day's measurements (one number per day)."""
+        return np.add.reduceat(values[self.idx], self.start) / self.count if len(self) else np.empty(0)
 
     def closest(self, t: np.ndarray) -> np.ndarray:
         """Index of the day closest to each t (tie: the earlier day); -1 when the band is empty."""
@@ -142,6 +155,8 @@ class Estimator:
         self.catalogue, self.opt = catalogue, options
         z = np.random.default_rng(options.seed).standard_normal((2, max(int(options.trials), 1)))
         self._z = z  # the common random numbers of every Monte Carlo
+        self._z32 = z.astype(np.float32)
+        self._assumed: dict[str, set] = {}
 
     # ------------------------------------------------------------------------------ public
     def estimate(self, requests) -> list[dict]:
@@ -277,13 +292,16 @@ class Estimator:
         A, SA, B, X = np.empty(n_req), np.empty(n_req), np.empty(n_req), np.empty(n_req)
         C = np.empty((n_req, 2, 2))
         for r, ns in per_request.items():
-            ns = np.array(ns)
-            wa = 1 / sigma_a[ns] ** 2
-            A[r] = np.average(alpha[ns], weights=wa)
-            SA[r] = _mad(alpha[ns]) if len(ns) > 1 else sigma_a[ns[0]]
-            wb = 1 / sigma_b[ns] ** 2
-            B[r], X[r] = np.average(b[ns], weights=wb), np.average(xbar[ns], weights=wb)
-            C[r] = cov[ns].mean(axis=0)
+            if len(ns) == 1:  # closest and contemporaneous: one fit
+                n = ns[0]
+                A[r], SA[r], B[r], X[r], C[r] = alpha[n], sigma_a[n], b[n], xbar[n], cov[n]
+            else:  # mean: inverse-variance weighted, with the scaled MAD of the indices as uncertainty
+                ns = np.array(ns)
+                A[r] = np.average(alpha[ns], weights=1 / sigma_a[ns] ** 2)
+                SA[r] = _mad(alpha[ns])
+                wb = 1 / sigma_b[ns] ** 2
+                B[r], X[r] = np.average(b[ns], weights=wb), np.average(xbar[ns], weights=wb)
+                C[r] = cov[ns].mean(axis=0)
             res = results[r]
             res["pairs"] = [_pair(source, flat[n][1], flat[n][2], t[r], alpha[n], sigma_a[n]) for n in ns]
             seps = [p["separation"] for p in res["pairs"]]
@@ -298,42 +316,61 @@ class Estimator:
             highs = res["closest"][str(res["highband"])]
             low_ages = [m["age"] for m in lows]
             high_ages = [m["age"] for m in highs]
+            both = [abs(a) for a in low_ages + high_ages]
             contemporaneous = res["spectralIndexPairing"].startswith("contemporaneous")
             res.update(fluxDensity=float(flux[r]), fluxDensityUncertainty=float(std[r]),
                        monteCarloFluxDensity=float(median[r]), spectralIndex=float(A[r]),
                        spectralIndexUncertainty=float(SA[r]), intercept=float(B[r]), meanOfLogX=float(X[r]),
                        covar=C[r].tolist(), referenceFluxDensity=float(s_ref[r]), referenceFrequency=float(f_ref[r]),
-                       ageDifference=abs(float(np.mean(low_ages)) - float(np.mean(high_ages))),
-                       meanAge=float(np.mean(np.abs(low_ages + high_ages))) if contemporaneous
-                       else float(np.mean(low_ages)))
+                       ageDifference=abs(sum(low_ages) / len(low_ages) - sum(high_ages) / len(high_ages)),
+                       meanAge=sum(both) / len(both) if contemporaneous else sum(low_ages) / len(low_ages))
 
     def _reference(self, source: Source, days: _Days, k) -> tuple[np.ndarray, np.ndarray]:
         """Cycle 6+: the mean flux of the closest day's measurements, at their mean frequency."""
-        s, f = np.empty(len(k)), np.empty(len(k))
-        for r, kk in enumerate(k):
-            m = days.members(kk)
-            s[r], f[r] = source.flux[m].mean(), source.freq_hz[m].mean()
-        return s, f
+        return days.mean(source.flux)[k], days.mean(source.freq_hz)[k]
 
     def _monte_carlo(self, b, a, cov, x) -> tuple[np.ndarray, np.ndarray]:
-        """Median and clipped standard deviation of 10^(α_i x + b_i), (b_i, α_i) ~ N((b, α), cov)."""
+        """Median and clipped standard deviation of 10^(α_i x + b_i), (b_i, α_i) ~ N((b, α), cov).
+
+        With the Cholesky factor L of cov, log10 y_i = (b + α x) + (L00 + L10 x) z0_i + (L11 x) z1_i:
+        two multiply-adds per draw, in float32 (the spread is what matters; 1e-7 is far below it), sums
+        in float64.  analysisUtils leaves out draws at or above median + 6 MAD.  One partition gives the
+        median and the quartiles, and the quartiles bound the MAD from below: fewer than half the draws
+        lie strictly between them, so MAD >= min(median - q25, q75 - median).  When even that bound
+        clips nothing (the usual case) no draw is clipped and the MAD need not be computed; otherwise it
+        is, exactly, for that request.
+        """
         c00, c01, c11 = cov[:, 0, 0], cov[:, 0, 1], cov[:, 1, 1]
         l00 = np.sqrt(c00)
         l10 = c01 / l00
         l11 = np.sqrt(np.maximum(c11 - l10 ** 2, 0.0))
-        z0, z1 = self._z
+        mu, k0, k1 = b + a * x, l00 + l10 * x, l11 * x
+        z0, z1 = self._z32
+        n = z0.shape[0]
+        mid = n // 2
+        q1 = n // 4
+        q3 = q1 + n // 2  # at most n//2 - 1 draws lie strictly between positions q1 and q3
         median, std = np.empty(len(b)), np.empty(len(b))
         for s in range(0, len(b), _BLOCK):
             sl = slice(s, s + _BLOCK)
-            log_y = (b[sl, None] + l00[sl, None] * z0) + (a[sl, None] + l10[sl, None] * z0 + l11[sl, None] * z1) \
-                * x[sl, None]
-            y = 10.0 ** log_y
-            med = np.median(y, axis=1)
-            mad = np.median(np.abs(y - med[:, None]), axis=1) / MAD_SCALE
-            keep = np.abs(y) < (med + 6 * mad)[:, None]
-            n = keep.sum(axis=1)
-            mean = np.where(keep, y, 0).sum(axis=1) / n
-            var = np.where(keep, (y - mean[:, None]) ** 2, 0).sum(axis=1) / n
+            y = k0[sl, None].astype(np.float32) * z0
+            y += k1[sl, None].astype(np.float32) * z1
+            y += mu[sl, None].astype(np.float32)
+            y *= np.float32(LN10)
+            np.exp(y, out=y)
+            y.partition([q1, mid, q3], axis=1)
+            med = y[:, mid].astype(np.float64)
+            if n % 2 == 0:  # the draw just below the middle is the largest of positions q1..mid-1
+                med = (med + y[:, q1:mid].max(axis=1)) / 2
+            mad_floor = np.minimum(med - y[:, q1], y[:, q3] - med) / MAD_SCALE
+            mean = y.mean(axis=1).astype(np.float64)  # float32, pairwise summation: ~1e-7 relative
+            var = y.var(axis=1).astype(np.float64)
+            for r in np.flatnonzero(y[:, q3:].max(axis=1) >= med + 6 * mad_floor):
+                row = y[r]
+                dev = np.abs(row - np.float32(med[r]))
+                keep = row < med[r] + 6 * _row_medians(dev[None, :])[0] / MAD_SCALE
+                mean[r] = row[keep].mean()
+                var[r] = row[keep].var()
             median[sl], std[sl] = med, np.sqrt(var)
         return median, std
 
@@ -381,7 +418,9 @@ class Estimator:
         used = [m for ms in res["closest"].values() for m in ms] + \
             [{"date": d, "frequency_hz": f} for p in res["pairs"] for d, f in
              zip([p["low_date"]] * (len(p["frequencies_hz"]) - 1) + [p["high_date"]], p["frequencies_hz"])]
-        assumed = {(m["date"], m["frequency_hz"]) for m in used} & _assumed(source)
+        if source.name not in self._assumed:
+            self._assumed[source.name] = _assumed(source)
+        assumed = {(m["date"], m["frequency_hz"]) for m in used} & self._assumed[source.name]
         if assumed:
             w.append(f"{len(assumed)} measurement(s) used have no uncertainty in the catalogue: 10 % assumed "
                      f"({', '.join(f'{d} {f / 1e9:.2f} GHz' for d, f in sorted(assumed))})")
