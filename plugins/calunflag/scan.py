@@ -14,6 +14,7 @@ hold only a comment are scanned again with their ``#`` removed.
 from __future__ import annotations
 
 import ast
+import bisect
 import re
 from dataclasses import dataclass, field
 
@@ -188,9 +189,12 @@ def _value(text: str):
         return text
 
 
-def _make_call(text: str, name, start, open_at, close, comments, path, active) -> Call:
-    line = text.count("\n", 0, start)
-    end_line = text.count("\n", 0, close)
+def _make_call(text: str, name, start, open_at, close, comments, path, active, newlines=None) -> Call:
+    if newlines is None:
+        newlines = [m.start() for m in re.finditer("\n", text)]
+    # line numbers by bisection in the newline offsets: counting from the top for every call is quadratic
+    line = bisect.bisect_left(newlines, start)
+    end_line = bisect.bisect_left(newlines, close)
     column = start - (text.rfind("\n", 0, start) + 1)
     call = Call(name, line, end_line, column, comments=comments, active=active, text=text[start:close + 1])
     for piece in _split_args(text[open_at + 1:close], path):
@@ -205,7 +209,8 @@ def _make_call(text: str, name, start, open_at, close, comments, path, active) -
 def find_calls(text: str, names, path: str = "<script>") -> list[Call]:
     """Every call of a function in *names*, active or commented out, in line order."""
     names = set(names)
-    calls = [_make_call(text, *found, path, True) for found in _scan(text, names, path)]
+    newlines = [m.start() for m in re.finditer("\n", text)]  # the commented-out shadow below has the same
+    calls = [_make_call(text, *found, path, True, newlines) for found in _scan(text, names, path)]
     # commented-out code: comment-only lines with their first '#' (and one space) removed,
     # every other line blanked so that only the commented code is scanned
     shadow = []
@@ -219,7 +224,7 @@ def find_calls(text: str, names, path: str = "<script>") -> list[Call]:
     shadow_text = "\n".join(shadow)
     try:
         for found in _scan(shadow_text, names, path):
-            calls.append(_make_call(shadow_text, *found, path, False))
+            calls.append(_make_call(shadow_text, *found, path, False, newlines))
     except ScriptError:
         pass  # commented-out code need not be well formed; only live code must be
     return sorted(calls, key=lambda c: (c.start, c.column))
