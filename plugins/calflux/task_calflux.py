@@ -50,7 +50,7 @@ def calflux(mode="estimate", source=None, freq=None, date=None, path="", method=
     if plotfile:
         from .plot import plot_sources
         result["plotfile"] = plot_sources(plotfile, ctx.history, result.get("estimates", []), result.get("rows"),
-                                          title=f"calflux {mode}: {result.get('path', '')}".strip(": "))
+                                          title=f"calflux {mode}: {Path(result.get('path', '')).name}".strip(": "))
         log.info(f"plot written to {plotfile}")
     if savecatalogue:
         if ctx.history is None:
