@@ -11,7 +11,7 @@ import csv
 import io
 import math
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np

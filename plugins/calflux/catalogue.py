@@ -17,7 +17,6 @@ zero uncertainty becomes 10 % of the flux; both are counted and reported.
 from __future__ import annotations
 
 import csv
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from almatools.errors import AlmatoolsError
 
 from . import names as _names
 from .bands import band_array
-from .dates import mjd_to_iso, to_mjd
+from .dates import to_mjd
 
 __all__ = ["Catalogue", "Source", "CatalogueError", "UnknownSource", "MAX_CATALOGUE_BYTES", "COLUMNS"]
 

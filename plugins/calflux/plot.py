@@ -73,6 +73,10 @@ def _history(ax, src, ests, name) -> None:
                         color=colour, label=f"Band {band}")
     for e in ests[:1]:
         ax.axvline(_dates([e["mjd"]])[0], color="k", ls="--", lw=0.8, label=f"date {e['date']}")
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    locator = AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     ax.set_ylabel("flux density (Jy)")
     ax.legend(fontsize=7, loc="best")
 
@@ -108,9 +112,10 @@ def _spectrum(ax, ests, rows, name) -> None:
             ax.plot([f], [r["service_jy"]], "D", color="tab:purple", ms=5,
                     label="flux service" if not any(h.get_label() == "flux service" for h in ax.get_lines()) else None)
         plotted = True
-    for e in ests:
-        if e.get("service", {}).get("valid"):
-            ax.plot([e["frequency_hz"] / 1e9], [e["service"]["flux_density"]], "D", color="tab:purple", ms=5)
+    for n, e in enumerate(e for e in ests if e.get("service", {}).get("valid")):
+        ax.plot([e["frequency_hz"] / 1e9], [e["service"]["flux_density"]], "D", color="tab:purple", ms=5,
+                label="flux service" if n == 0 and not rows else None)
+        plotted = True
     if plotted:
         ax.legend(fontsize=7, loc="best")
     ax.set_xlabel("frequency (GHz)")

@@ -10,7 +10,7 @@ from almatools.delivery import DeliveryError
 from almatools.errors import TaskParameterError
 
 from .archival import collect
-from .catalogue import Catalogue, CatalogueError, UnknownSource
+from .catalogue import Catalogue, CatalogueError
 from .compare import compare_rows, plan_requests, verdicts
 from .dates import mjd_to_iso, to_mjd, today_mjd
 from .estimate import EstimateOptions, Estimator

@@ -36,7 +36,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from .sourcecat_data import CalSource, generate, to_day
+from .sourcecat_data import CalSource, generate
 
 __all__ = ["SourceCatalogue", "SourceCatalogueServer", "NULL_AS_FLOAT", "VERSION"]
 
