@@ -369,6 +369,24 @@ def test_flux_service_layouts_read_by_field_name(sourcecat):
     assert cells[len(cells) - 11] == "12-December-2019" != ours["source_name"]
 
 
+@pytest.mark.fuzz
+@given(st.one_of(st.binary(max_size=300),
+                 st.lists(st.sampled_from(["<VOTABLE>", "</VOTABLE>", "<TABLE>", "<FIELD name=\"StatusCode\"/>",
+                                           "<FIELD name=\"FluxDensity\"/>", "<FIELD name=\"SpectralIndex\"/>",
+                                           "<TR>", "</TR>", "<TD>", "</TD>", "<TD/>", "1.5", "-1000", "nan", "null",
+                                           "<!DOCTYPE x>", "&amp;", "<FIELD name=\"Clarification\"/>"]),
+                          max_size=30).map(lambda parts: "".join(parts).encode())))
+def test_flux_votable_parser_on_generated_answers(data):
+    """A server's answer is either read (valid only with a positive flux and a real index) or refused."""
+    try:
+        answer = parse_flux_votable(data, "svc")
+    except OSError as exc:  # _BadAnswer: the client moves to the next mirror
+        assert str(exc).startswith("svc: ")
+        return
+    if answer["valid"]:
+        assert answer["flux_density"] > 0 and answer["spectral_index"] not in (None, -1000)
+
+
 def test_flux_service_status_codes_and_bad_requests(sourcecat, catalogue_file):
     svc = SourceCatalogueService(sourcecat.url)
     grid = svc.flux("J1924-2914", to_mjd("2019-12-12"), 230e9)

@@ -196,10 +196,15 @@ class SourceCatalogueService:
     def fluxes(self, requests) -> list[dict]:
         """:meth:`flux` for many ``(name, mjd, freq_hz)`` at once, in parallel threads, in order."""
         requests = list(requests)
-        if len(requests) <= 1 or self.workers == 1:
-            return [self.flux(*r) for r in requests]
-        with ThreadPoolExecutor(max_workers=min(self.workers, len(requests))) as pool:
-            return list(pool.map(lambda r: self.flux(*r), requests))
+        with log.progress(total=len(requests), desc="flux service", unit=" queries") as bar:
+            def one(r):
+                answer = self.flux(*r)
+                bar.update(1)
+                return answer
+            if len(requests) <= 1 or self.workers == 1:
+                return [one(r) for r in requests]
+            with ThreadPoolExecutor(max_workers=min(self.workers, len(requests))) as pool:
+                return list(pool.map(one, requests))
 
     # --------------------------------------------------------------------------- history
     def _type_ids(self) -> list:
@@ -240,7 +245,10 @@ class SourceCatalogueService:
             except UnknownSource as exc:
                 log.warn(str(exc))
                 return exc
-        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(unique)))) as pool:
+            finally:
+                bar.update(1)
+        with log.progress(total=len(unique), desc="catalogue histories", unit=" sources") as bar, \
+                ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(unique)))) as pool:
             for result in pool.map(one, unique):
                 if isinstance(result, Source):
                     cat.add(result)
