@@ -139,8 +139,8 @@ def write_site_config(path: str | os.PathLike | None = None, *, force: bool = Fa
     _require_casadata()
     if measurespath and not (Path(measurespath).expanduser() / "geodetic" / "TAI_UTC").is_dir():
         raise CasaSetupError(f"{measurespath}: no measures tables there (geodetic/TAI_UTC is missing); "
-                             f"fetch them first: python -m casaconfig --measurespath {measurespath} "
-                             "--measures-update")
+                             f"fetch them first (online): {sys.executable} -m casaconfig --measurespath "
+                             f"{measurespath} --measures-update")
     target = Path(path) if path else _site_packages() / "casasiteconfig.py"
     text = site_config_text(measurespath=measurespath)
     if measurespath:

@@ -132,10 +132,10 @@ def cmd_run(args, extra: list[str]) -> int:
     except TaskParameterError as exc:
         print(_error_text(exc), file=sys.stderr)
         return EXIT_USAGE
-    except AlmatoolsError as exc:
+    except (AlmatoolsError, ValueError, OSError, RuntimeError) as exc:  # errors about the input or the system
         print(_error_text(exc), file=sys.stderr)
         _say_where_the_log_is()
-        return EXIT_ERROR
+        return EXIT_ERROR  # anything else is a bug: its traceback is shown
     text = json.dumps(result, indent=2, default=str)
     print(text)
     if json_out:

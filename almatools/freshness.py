@@ -6,10 +6,11 @@ Earth-orientation tables ``geodetic/IERSeop97`` (measured) and
 ``geodetic/IERSpredict`` (predicted).  Two things can go wrong with tables
 older than the data:
 
-* **a leap second after the table's end and before the observation** — every
-  time scale derived from UTC (TAI, TT, TDB; and so the Earth's orbital
-  position, the Earth's rotation angle, frame conversions) is off by one
-  second per missing leap second.  A table knows every leap second announced
+* **a leap second after the table's end and before the observation** — the
+  time scales casacore derives from UTC with it (TAI, TT, TDB; and so the
+  Earth's orbital position and velocity in frame conversions to BARY/LSRK) are
+  off by one second per missing leap second.  UT1, and so the Earth's rotation,
+  comes from the Earth-orientation tables instead and is not affected.  A table knows every leap second announced
   (IERS Bulletin C, published in early January and early July for the end of
   June and of December) before it was made (its ``VS_DATE``), so it is right
   for all times before the first possible leap second announced after that.
@@ -24,10 +25,10 @@ appears whenever the table was made more than 180 days before *today*
 (``MeasTable::dUTC``), whatever the dates of the data.  :func:`check` says
 instead what matters — the dates of the data in hand against what the tables
 cover — and computes the size of the effect with CASA's measures itself:
-the change of the TOPO→LSRK and TOPO→GEO radial velocities (so of a
-frequency conversion, in Hz at the data's frequencies) and of the Earth's
-rotation angle when the time is wrong by one second, scaled to the possible
-error.  Nothing here needs the internet; the update command it prints does.
+the change of the GEO→LSRK radial velocity (the orbit: a leap-second error)
+and of the TOPO→GEO radial velocity and the hour angle (the rotation: a UT1
+error) over one second, scaled to the possible error, and so of a frequency
+conversion in Hz at the data's frequencies.  Nothing here needs the internet; the update command it prints does.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ from pathlib import Path
 from . import log
 
 __all__ = ["MeasuresTables", "Observation", "read_tables", "leap_seconds_known_until", "observations_from_ms",
-           "check", "result_entry", "format_report", "update_commands", "default_measures_dir"]
+           "find_measurement_sets", "check", "result_entry", "format_report", "update_commands",
+           "default_measures_dir"]
 
 #: casacore MeasTable::dUTC posts its SEVERE warning when TAI_UTC's VS_DATE is older than this (days)
 CASA_WARNING_AGE_DAYS = 180
@@ -56,7 +58,7 @@ BULLETIN_C_DAY = 15
 ALMA_MAX_FREQ_HZ = 950e9
 C_M_S = 299792458.0
 MJD_EPOCH = dt.datetime(1858, 11, 17, tzinfo=dt.timezone.utc)
-_MAX_SAMPLES = 240  # time x direction samples per check (each is four measures conversions, ~0.6 ms each)
+_MAX_SAMPLES = 200  # time x direction samples per check (each is six measures conversions, ~0.6 ms each)
 
 
 # --------------------------------------------------------------------------- dates
@@ -288,6 +290,45 @@ def observations_from_ms(vis) -> Observation:
 _TIME_TEXT = re.compile(r"(\d{4})[/-](\d{1,2})[/-](\d{1,2})(?:[/T ](\d{1,2}):(\d{1,2})(?::(\d{1,2}(?:\.\d*)?))?)?")
 
 
+def find_measurement_sets(root, limit: int = 20) -> list[str]:
+    """Up to *limit* MeasurementSets (directories with a ``table.dat`` and a ``FIELD`` table) under *root*."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for table_dat in root.rglob("table.dat"):
+        ms = table_dat.parent
+        if ms.name.endswith(".ms") and (ms / "FIELD").is_dir():
+            found.append(str(ms))
+            if len(found) >= limit:
+                break
+    return sorted(found)
+
+
+def _direction_rad(me, value) -> tuple[float, float] | None:
+    """``(ra, dec)`` J2000 radians from a pair of radians or CASA text (``'J2000 10h00m00s -30d00m00s'``).
+
+    ``None`` when the text names no fixed direction (a planet, or nothing CASA reads): the check then
+    bounds the effect over the whole sky.
+    """
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        return float(value[0]), float(value[1])
+    parts = str(value).replace(",", " ").split()
+    if len(parts) == 2:
+        parts = ["J2000"] + parts
+    if len(parts) != 3 or not re.fullmatch(r"[A-Za-z0-9]+", parts[0]) or \
+            not all(re.fullmatch(r"[-+]?[0-9.]+[0-9hdms:.a-z]*", p) for p in parts[1:]):
+        return None
+    qa = _casatools().quanta()
+    lon, lat = qa.quantity(parts[1]), qa.quantity(parts[2])
+    if not lon or not lat or not qa.isangle(lat) or not (qa.isangle(lon) or qa.compare(lon, qa.quantity("1h"))):
+        return None
+    direction = me.measure(me.direction(parts[0].upper(), parts[1], parts[2]), "J2000")
+    if not direction:
+        return None
+    return float(direction["m0"]["value"]), float(direction["m1"]["value"])
+
+
 def _epoch_mjd(me, value) -> float:
     """An epoch as MJD days: a number is MJD days, text is read by CASA (``'2024/11/15/12:00:00'``, ISO)."""
     bad = ValueError(f"{value!r} is not a time (use 'YYYY/MM/DD/hh:mm:ss', ISO 'YYYY-MM-DDThh:mm:ss' or an MJD "
@@ -331,24 +372,26 @@ def _worst_case_directions() -> list[tuple[float, float]]:
 def time_error_rates(me, mjd: float, direction: tuple[float, float], site) -> dict:
     """How fast frame conversions and the Earth's rotation angle change per second of time, by CASA measures.
 
-    Returns ``lsrk_m_s`` (|d/dt| of the TOPO→LSRK radial velocity: orbit and
-    rotation, what a time-scale error moves), ``geo_m_s`` (TOPO→GEO: rotation
-    only, what a UT1 error moves) and ``angle_arcsec`` (hour angle), each per
-    second, from conversions one second apart.
+    Returns, each per second and from conversions one second apart:
+
+    * ``bary_m_s`` — |d/dt| of the GEO→LSRK radial velocity: the Earth's
+      orbital motion, which follows TT/TDB, so what a missing leap second moves
+      (casacore takes UT1 from the Earth-orientation tables, not from TAI − UTC);
+    * ``geo_m_s`` — |d/dt| of TOPO→GEO: the Earth's rotation, what a UT1 error moves;
+    * ``angle_arcsec`` — the hour angle's change (the Earth's rotation angle).
     """
     step = 1.0 / 86400.0
     me.doframe(site)
     me.doframe(me.direction("J2000", f"{direction[0]!r}rad", f"{direction[1]!r}rad"))
-    out = {}
-    values = {}
+    values: dict = {}
     for t in (mjd, mjd + step):
         me.doframe(me.epoch("UTC", f"{t!r}d"))
-        values.setdefault("lsrk", []).append(me.measure(me.radialvelocity("TOPO", "0m/s"), "LSRK")["m0"]["value"])
-        values.setdefault("geo", []).append(me.measure(me.radialvelocity("TOPO", "0m/s"), "GEO")["m0"]["value"])
+        for name, (ref, frame) in {"bary": ("GEO", "LSRK"), "geo": ("TOPO", "GEO")}.items():
+            values.setdefault(name, []).append(
+                me.measure(me.radialvelocity(ref, "0m/s"), frame)["m0"]["value"])
         values.setdefault("ha", []).append(
             me.measure(me.direction("J2000", f"{direction[0]!r}rad", f"{direction[1]!r}rad"), "HADEC")["m0"]["value"])
-    out["lsrk_m_s"] = abs(values["lsrk"][1] - values["lsrk"][0])
-    out["geo_m_s"] = abs(values["geo"][1] - values["geo"][0])
+    out = {f"{name}_m_s": abs(values[name][1] - values[name][0]) for name in ("bary", "geo")}
     dha = (values["ha"][1] - values["ha"][0] + math.pi) % (2 * math.pi) - math.pi
     out["angle_arcsec"] = abs(math.degrees(dha) * 3600.0)
     return out
@@ -356,7 +399,7 @@ def time_error_rates(me, mjd: float, direction: tuple[float, float], site) -> di
 
 def _max_rates(me, obs: Observation, directions, samples_per_obs: int) -> dict:
     site = me.observatory(obs.telescope) or me.observatory("ALMA")
-    worst = {"lsrk_m_s": 0.0, "geo_m_s": 0.0, "angle_arcsec": 0.0}
+    worst = {"bary_m_s": 0.0, "geo_m_s": 0.0, "angle_arcsec": 0.0}
     for t in _sample_times(obs, samples_per_obs):
         for d in directions:
             rates = time_error_rates(me, t, d, site)
@@ -366,12 +409,13 @@ def _max_rates(me, obs: Observation, directions, samples_per_obs: int) -> dict:
 
 
 def _effect(rates: dict, seconds: float, freq_hz: float) -> dict:
-    dv = rates["lsrk_m_s"] * seconds
-    return {"time_s": seconds, "velocity_m_s": dv, "frequency_hz": freq_hz * dv / C_M_S,
-            "rotation_angle_arcsec": rates["angle_arcsec"] * seconds}
+    """A missing leap second: TT/TDB off by *seconds*; UT1, so the rotation angle, stays right."""
+    dv = rates["bary_m_s"] * seconds
+    return {"time_s": seconds, "velocity_m_s": dv, "frequency_hz": freq_hz * dv / C_M_S, "rotation_angle_arcsec": 0.0}
 
 
 def _ut1_effect(rates: dict, seconds: float, freq_hz: float) -> dict:
+    """UT1 off by *seconds*: the Earth's rotation angle, so the observatory's velocity and every az/el."""
     dv = rates["geo_m_s"] * seconds
     return {"ut1_error_s": seconds, "velocity_m_s": dv, "frequency_hz": freq_hz * dv / C_M_S,
             "rotation_angle_arcsec": rates["angle_arcsec"] * seconds}
@@ -388,8 +432,8 @@ def check(*, vis=(), epochs=(), freqs_hz=(), directions=(), telescope: str = "AL
         pair ``'start~stop'`` gives a range.
     :param freqs_hz: frequencies the results concern (for *epochs*); default
         ALMA's highest, 950 GHz, as a bound.
-    :param directions: ``(ra, dec)`` in radians (J2000) for *epochs*; default a
-        grid over the sky, as a bound.
+    :param directions: for *epochs*: ``(ra, dec)`` in radians (J2000) or CASA
+        direction text; default (and for planets) a grid over the sky, as a bound.
     :param now: today (for the tables' ages); default the clock.
     :param measurespath: read the tables there instead of where CASA reads them.
     :return: a dictionary: ``tables`` (what each covers), ``observations``
@@ -404,15 +448,17 @@ def check(*, vis=(), epochs=(), freqs_hz=(), directions=(), telescope: str = "AL
     me = ct.measures()
     try:
         observations = [observations_from_ms(v) for v in vis]
-        for k, value in enumerate(epochs):
+        pointed = [d for d in (_direction_rad(me, d) for d in directions) if d is not None]
+        for value in epochs:
             start, _, stop = str(value).partition("~") if isinstance(value, str) else (value, "", "")
             t0 = _epoch_mjd(me, start)
             t1 = _epoch_mjd(me, stop) if stop else t0
-            observations.append(Observation(f"epoch {value}", min(t0, t1), max(t0, t1), list(directions),
+            observations.append(Observation(f"epoch {value}", min(t0, t1), max(t0, t1), pointed,
                                             max(freqs_hz, default=0.0), telescope))
         given = bool(observations)
-        if not given:  # no data in hand: what data observed today would face
-            observations = [Observation("data observed today", now_mjd, now_mjd + 1.0, [], 0.0, telescope)]
+        if not given:  # no data in hand: what data observed today (one whole UTC day) would face
+            today = math.floor(now_mjd)
+            observations = [Observation("data observed today", today, today + 1.0, [], 0.0, telescope)]
         verdicts = [_verdict(tables, obs) for obs in observations]
         risky = [(obs, v) for obs, v in zip(observations, verdicts) if v["leap_seconds_missed_at_most"]
                  or v["ut1"] != "measured"]
@@ -495,9 +541,9 @@ def _effect_phrase(v: dict) -> str:
     parts = []
     if "leap_second_effect" in v:
         e = v["leap_second_effect"]
-        parts.append(f"{e['time_s']:.0f} s in time scales (≤ {e['velocity_m_s'] * 1e3:.3g} mm/s, "
-                     f"{_fmt_hz(e['frequency_hz'])} at {v['frequency_hz_used'] / 1e9:.4g} GHz in TOPO↔LSRK "
-                     "conversions) if a leap second was inserted since")
+        parts.append(f"{e['time_s']:.0f} s in TAI/TT/TDB (≤ {e['velocity_m_s'] * 1e3:.3g} mm/s, "
+                     f"{_fmt_hz(e['frequency_hz'])} at {v['frequency_hz_used'] / 1e9:.4g} GHz in conversions to "
+                     "BARY/LSRK) if a leap second was inserted since")
     if "ut1_effect" in v:
         e = v["ut1_effect"]
         what = "UT1 (no Earth-orientation values: CASA uses UT1 = UTC)" if v["ut1"] == "none" else \
@@ -531,6 +577,7 @@ def update_commands(target: str | os.PathLike | None = None) -> list[str]:
 
 
 _explained: set = set()
+_NO_DATA_REPORTS: dict = {}
 
 
 def explain_once(report: dict) -> None:
@@ -547,16 +594,24 @@ def result_entry(*, vis=(), epochs=(), freqs_hz=(), directions=(), depends: str 
 
     :param depends: what in this task's result depends on the tables, in plain words.
     """
-    report = check(vis=vis, epochs=epochs, freqs_hz=freqs_hz, directions=directions)
+    if vis or epochs:
+        report = check(vis=vis, epochs=epochs, freqs_hz=freqs_hz, directions=directions)
+    else:  # no dates in hand: the same for every call today
+        day = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
+        key = (read_tables().geodetic, day)
+        if key not in _NO_DATA_REPORTS:
+            _NO_DATA_REPORTS[key] = check()
+        report = _NO_DATA_REPORTS[key]
     explain_once(report)
     entry = {"summary": report["summary"], "affected": report["affected"], "depends": depends,
              "tables": {"leap_seconds_known_until": report["tables"]["TAI_UTC"]["known_until"],
                         "earth_orientation_until": report["tables"]["IERSpredict"]["until"],
                         "casa_warns_out_of_date": report["casa_warns_out_of_date"]},
              "effects": report["effects"]}
-    if report["affected"]:
+    if report["affected"] or report["casa_warns_out_of_date"]:
         entry["update"] = report["update"]
-        log.warn(f"{report['summary']} ({depends})" if depends else report["summary"])
+    if report["affected"]:
+        log.warn(f"{report['summary']} Affected here: {depends}" if depends else report["summary"])
     return entry
 
 
@@ -576,11 +631,11 @@ def format_report(report: dict) -> str:
                      + (f" (at most {v['leap_seconds_missed_at_most']} since the table's end)"
                         if v["leap_seconds_missed_at_most"] else ""))
         lines.append(f"  UT1: {v['ut1']}" + (f" (error up to {v['ut1_error_s']:.2g} s)" if v["ut1_error_s"] else ""))
-        for key, label, what in (("leap_second_effect", "if a leap second was missed", "time scales off by"),
+        for key, label, what in (("leap_second_effect", "if a leap second was missed", "TAI/TT/TDB off by"),
                                  ("ut1_effect", "from the UT1 error", "UT1 off by")):
             if key in v:
                 e = v[key]
-                frames = "TOPO↔LSRK" if key == "leap_second_effect" else "TOPO↔GEO"
+                frames = "GEO↔LSRK (orbit)" if key == "leap_second_effect" else "TOPO↔GEO (rotation)"
                 lines.append(f"  effect {label}: {what} {e.get('time_s', e.get('ut1_error_s')):.3g} s; Earth "
                              f"rotation angle {e['rotation_angle_arcsec']:.3g}″; {frames} radial velocity "
                              f"{e['velocity_m_s'] * 1e3:.3g} mm/s = {_fmt_hz(e['frequency_hz'])} at "
