@@ -303,22 +303,24 @@ def ms_2024(tmp_path_factory):
                        noise_k=1.0)
 
 
-def test_casa_setup_check_on_the_command_line(ms_2024, tmp_path):
+def test_casa_setup_check_on_the_command_line(ms_2024, tmp_path, capsys):
+    from almatools.cli import main
+
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "almatools", "casa-setup", "--check", *args],
-                              capture_output=True, text=True, cwd=tmp_path)
-    covered = run("--vis", ms_2024)
-    assert covered.returncode == 0, covered.stderr
-    assert f"{ms_2024}: 2024-11-15" in covered.stdout and "can results be affected: no" in covered.stdout
-    late = run("--epoch", "2026/08/01/04:00:00", "--freq", "230", "--json", str(tmp_path / "check.json"))
-    assert late.returncode == 3, late.stderr
+        status = main(["casa-setup", "--check", *args])
+        return status, capsys.readouterr()
+    status, out = run("--vis", ms_2024)
+    assert status == 0, out.err
+    assert f"{ms_2024}: 2024-11-15" in out.out and "can results be affected: no" in out.out
+    status, out = run("--epoch", "2026/08/01/04:00:00", "--freq", "230", "--json", str(tmp_path / "check.json"))
+    assert status == 3, out.err
     report = json.loads((tmp_path / "check.json").read_text())
     assert report["affected"] is True
-    assert f"{sys.executable} -m casaconfig --measurespath " in late.stdout and "--measures-update" in late.stdout
+    assert f"{sys.executable} -m casaconfig --measurespath " in out.out and "--measures-update" in out.out
     effect = report["observations"][0]["leap_second_effect"]
-    assert f"{effect['frequency_hz']:.3g} Hz at 230 GHz" in late.stdout
-    bad = run("--epoch", "2024/13/45")
-    assert bad.returncode == 2 and "'2024/13/45' is not a time" in bad.stderr
+    assert f"{freshness._fmt_hz(effect['frequency_hz'])} at 230 GHz" in out.out
+    status, out = run("--epoch", "2024/13/45")
+    assert status == 2 and "'2024/13/45' is not a time" in out.err
 
 
 def test_task_results_carry_one_casa_data_entry(ms_2024):
