@@ -11,7 +11,6 @@ characters) while NUL bytes mark binary data.
 from __future__ import annotations
 
 import os
-import stat
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,24 +55,18 @@ def decode(data: bytes, label: str) -> str:
 
 
 def read_text(path: str | os.PathLike, limit: int = MAX_TEXT_BYTES) -> TextFile:
-    """The text of the regular file *path*, refused (naming it) when it is not one or exceeds *limit* bytes."""
-    path = Path(path)
-    label = str(path)
+    """The text of the regular file *path*, refused (naming it) when it is not one or exceeds *limit* bytes.
+
+    The checks are :mod:`almatools.limits`' (non-blocking open, regular files only, size bounded before
+    and while reading); their refusals come back as :class:`DeliveryError` with the same message.
+    """
+    from almatools import limits
+    from almatools.errors import InputFileError, ResourceLimitError
     try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError as exc:
-        raise DeliveryError(f"{label}: cannot be opened ({exc.strerror or exc})") from None
-    with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise DeliveryError(f"{label}: not a regular file (a directory, FIFO or device); refused")
-        if st.st_size > limit:
-            raise DeliveryError(f"{label}: {st.st_size} bytes, more than the {limit} bytes allowed for a text file")
-        data = fh.read(limit + 1)
-    if len(data) > limit:  # grew while being read
-        raise DeliveryError(f"{label}: more than the {limit} bytes allowed for a text file")
-    return TextFile(label, decode(data, label))
+        data = limits.read_bytes(path, limit)
+    except (InputFileError, ResourceLimitError) as exc:
+        raise DeliveryError(str(exc)) from None
+    return TextFile(str(path), decode(data, str(path)))
 
 
 def tar_texts(path: str | os.PathLike, wanted: Callable[[str], bool], limit: int = MAX_TEXT_BYTES,
@@ -84,12 +77,15 @@ def tar_texts(path: str | os.PathLike, wanted: Callable[[str], bool], limit: int
     not regular files or exceed *limit* are refused naming them; an archive of more than
     *max_members* members is refused.  Member names are only labels here: nothing is extracted.
     """
+    from almatools import limits
+    from almatools.errors import InputFileError
     path = Path(path)
-    st = os.stat(path)
-    if not stat.S_ISREG(st.st_mode):
-        raise DeliveryError(f"{path}: not a regular file (a directory, FIFO or device); refused")
     try:
-        with open(path, "rb") as fh, tarfile.open(fileobj=fh, mode="r|*") as tar:
+        fh = limits.open_regular(path)
+    except InputFileError as exc:
+        raise DeliveryError(str(exc)) from None
+    try:
+        with fh, tarfile.open(fileobj=fh, mode="r|*") as tar:
             for count, member in enumerate(tar, 1):
                 if count > max_members:
                     raise DeliveryError(f"{path}: more than {max_members} members; refused")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from almatools import log
+from almatools import limits, log
 from almatools.delivery import DeliveryError
 from almatools.errors import TaskParameterError
 
@@ -207,12 +207,11 @@ def _estimate_mode(ctx: _Context, sources, freqs, dates) -> dict:
         except ValueError as exc:
             raise TaskParameterError(TASK, "date", d, str(exc)) from None
     n = len(sources) * len(freq_hz) * len(mjds)
-    if n > MAX_REQUESTS:
-        raise TaskParameterError(TASK, "source", f"{len(sources)} x {len(freq_hz)} x {len(mjds)}",
-                                 f"sources x freq x date make {n} estimates, more than {MAX_REQUESTS}")
-    if ctx.wants_history and n * ctx.options.trials > MAX_DRAWS:
-        raise TaskParameterError(TASK, "trials", ctx.options.trials,
-                                 f"x {n} estimates is more than {MAX_DRAWS} Monte Carlo draws; lower trials")
+    limits.check_count(n, MAX_REQUESTS, subject=limits.parameter("source"), unit="estimates",
+                       hint="every source is estimated at every freq and date")
+    if ctx.wants_history:
+        limits.check_count(n * ctx.options.trials, MAX_DRAWS, subject=limits.parameter("trials"),
+                           unit="Monte Carlo draws", hint=f"{n} estimates x trials; lower trials")
     requests = [(s, f, m) for s in sources for m in mjds for f in freq_hz]
     estimates = ctx.estimates(requests)
     if estimates is not None:
