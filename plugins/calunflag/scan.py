@@ -85,8 +85,8 @@ class Source:
     encoding: str  # 'utf-8' or 'latin-1'
     newline: str  # '\n' or '\r\n': the ending given to inserted lines
 
-    def encode(self, text: str) -> bytes:
-        return text.encode(self.encoding)
+    def encode(self, text: str, errors: str = "strict") -> bytes:
+        return text.encode(self.encoding, errors)
 
 
 def read_source(path) -> Source:

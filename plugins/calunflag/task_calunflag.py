@@ -259,7 +259,7 @@ def _write(f: Path, source: Source, new: str, outdir: str, inplace: bool, overwr
     diff = target.with_name(target.name + ".diff")
     diff_text = "".join(difflib.unified_diff(source.text.splitlines(True), new.splitlines(True),
                                              fromfile=str(f), tofile=str(target)))
-    _write_if_changed(diff, source.encode(diff_text))
+    _write_if_changed(diff, source.encode(diff_text, "backslashreplace"))  # its header names paths in any script
     log.info(f"{'wrote' if written else 'unchanged (identical bytes)'} {target} (diff: {diff})")
     return {"edited": str(target), "diff": str(diff), "backup": backup, "written": written}
 
