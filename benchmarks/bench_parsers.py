@@ -42,8 +42,9 @@ TARGETS = [
 
 
 # ---- calunflag (scripts, flag templates, PPRs) and calversion (README, scripts, CASA logs, weblogs) ----
-# Realistic inputs of about n lines, and hostile ones that made earlier readers quadratic: one long line
-# of strings, runs of blanks after a keyword, unclosed tags.
+# Realistic inputs of about n lines (n blocks for the fast readers, so that even the small input is larger
+# than the CPU caches), and hostile ones that made earlier readers quadratic: one long line of strings,
+# runs of blanks after a keyword, unclosed tags.
 
 _CAL_BLOCK = """\
 # CALIBRATE_AMPLI:
@@ -100,7 +101,7 @@ def _ppr(n: int) -> str:
     command = ("<ProcessingCommand>\n  <Command xmlns=\"\">{}</Command>\n  <ParameterSet>\n"
                "  </ParameterSet>\n</ProcessingCommand>\n")
     return "<ProcessingProcedure>\n" + "".join(command.format("hifa_fluxcalflag" if k % 7 == 0 else "hif_refant")
-                                               for k in range(max(1, n // 5))) + "<!-- unclosed " + "<" * n
+                                               for k in range(n)) + "<!-- unclosed " + "<" * n
 
 
 def _scan_ppr(text: str):
@@ -117,7 +118,7 @@ def _version_reader(kind: str):
 
 def _readme(n: int) -> str:
     return "".join(f"Cycle: {k % 10}\nCASA version used for reduction: 4.{k % 8}.{k % 3}\nQA2 Result: PASS\n"
-                   f"CASA version used for {' ' * (k % 50)}\n" for k in range(max(1, n // 4)))
+                   f"CASA version used for {' ' * (k % 50)}\n" for k in range(n))
 
 
 def _version_script(n: int) -> str:
