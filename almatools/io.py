@@ -4,12 +4,32 @@ from __future__ import annotations
 
 import contextlib
 import os
-import stat
+import shutil
 from pathlib import Path
 
-from .errors import AlmatoolsError
+from .errors import OutputPathError
 
-__all__ = ["atomic_path", "atomic_write", "NotRegularFileError", "open_regular", "read_regular"]
+__all__ = ["atomic_path", "atomic_write", "check_output_file"]
+
+
+def check_output_file(target: str | os.PathLike) -> Path:
+    """Refuse an output *file* name that cannot be one, before any work is done.
+
+    An existing directory (``outfile='results'`` where ``results/`` exists) or a
+    parent that is a file raises :class:`~almatools.errors.OutputPathError`
+    naming the path, instead of an ``IsADirectoryError`` about a temporary name
+    after the work is done.
+    """
+    target = Path(target)
+    if target.is_dir():
+        raise OutputPathError(target, "is an existing directory, not a file name; name a file (inside it or "
+                              "elsewhere)")
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputPathError(target, f"cannot be created: {parent} is a file, not a directory")
+            break
+    return target
 
 
 @contextlib.contextmanager
@@ -19,7 +39,7 @@ def atomic_path(target: str | os.PathLike):
     >>> with atomic_path("out.csv") as tmp:      # doctest: +SKIP
     ...     table.write(tmp, format="ascii.csv")
     """
-    target = Path(target)
+    target = check_output_file(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     # keep the suffix: writers such as matplotlib and astropy choose the format by it
     tmp = target.with_name(f".{target.stem}.{os.getpid()}.tmp{target.suffix}")
@@ -27,7 +47,9 @@ def atomic_path(target: str | os.PathLike):
         yield str(tmp)
         os.replace(tmp, target)
     finally:
-        if tmp.exists():
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists() or tmp.is_symlink():
             tmp.unlink()
 
 
@@ -40,62 +62,3 @@ def atomic_write(target: str | os.PathLike, data: str | bytes, encoding: str = "
         else:
             with open(tmp, "wb") as fh:
                 fh.write(data)
-
-
-class NotRegularFileError(AlmatoolsError):
-    """A path that should be a file is a FIFO, device, socket or directory; it is never opened.
-
-    Opening a FIFO for reading blocks until someone writes to it, and a device
-    can stream without end, so text readers refuse them before reading a byte.
-    """
-
-    def __init__(self, path, mode: int):
-        self.path, self.kind = str(path), file_kind(mode)
-        super().__init__(f"{path} is {self.kind}, not a regular file: not opened (reading it could block "
-                         "or never end)")
-
-
-def file_kind(mode: int) -> str:
-    """``a FIFO (named pipe)``, ``a character device`` ... for an ``st_mode``."""
-    for test, kind in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISDIR, "a directory"), (stat.S_ISREG, "a regular file")):
-        if test(mode):
-            return kind
-    return "not a regular file"
-
-
-def open_regular(path: str | os.PathLike):
-    """Open *path* for binary reading only if it is a regular file (symbolic links to one are fine).
-
-    The file type is checked before opening (so a FIFO is never opened) and
-    again on the open descriptor (so a swap in between is caught); anything
-    else raises :class:`NotRegularFileError`.
-    """
-    mode = os.stat(path).st_mode
-    if not stat.S_ISREG(mode):
-        raise NotRegularFileError(path, mode)
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise NotRegularFileError(path, mode)
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def read_regular(path: str | os.PathLike, limit: int) -> tuple[bytes, bool]:
-    """At most *limit* bytes of the regular file *path*, and whether the file holds more."""
-    chunks, size = [], 0
-    with open_regular(path) as fh:
-        while size <= limit:  # in pieces: a huge limit never becomes one huge allocation
-            chunk = fh.read(min(limit + 1 - size, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    data = b"".join(chunks)
-    return data[:limit], len(data) > limit

@@ -900,7 +900,7 @@ def test_fifos_and_devices_are_never_opened(tmp_path):
     done, fired = _watchdog(fifo)
     try:
         r = calunflag(path=str(mous), dryrun=True)
-        with pytest.raises(TaskParameterError, match=r"is a FIFO \(named pipe\), not a regular file or directory"):
+        with pytest.raises(TaskParameterError, match="is a FIFO, not a regular file or directory"):
             calunflag(path=str(fifo))
     finally:
         done.set()
@@ -914,7 +914,7 @@ def test_oversized_script_is_refused_before_reading_it_all(tmp_path, monkeypatch
     from almatools.plugins.calunflag import scan
     monkeypatch.setattr(scan, "MAX_SCRIPT_BYTES", 1000)
     script = write(tmp_path / "x.ms.scriptForCalibration.py", "x = 1\n" * 200)
-    with pytest.raises(TaskParameterError, match="larger than .* the most calunflag reads"):
+    with pytest.raises(TaskParameterError, match="needs 1.2 KiB read into memory; the bound is 1000 B: delivered"):
         calunflag(path=str(script))
 
 

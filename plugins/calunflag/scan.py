@@ -28,8 +28,8 @@ import re
 import warnings
 from dataclasses import dataclass, field
 
-from almatools.errors import AlmatoolsError
-from almatools.io import NotRegularFileError, read_regular
+from almatools import limits
+from almatools.errors import AlmatoolsError, InputFileError, ResourceLimitError
 
 __all__ = ["Call", "Expr", "ScriptError", "Source", "find_calls", "read_source", "step_titles", "step_of_lines",
            "LineIndex", "MAX_SCRIPT_BYTES"]
@@ -95,12 +95,11 @@ def read_source(path) -> Source:
     :raises ScriptError: naming the file (and the line for binary data).
     """
     try:
-        data, more = read_regular(path, MAX_SCRIPT_BYTES)
-    except NotRegularFileError as exc:
+        data = limits.read_bytes(path, MAX_SCRIPT_BYTES)
+    except InputFileError as exc:
         raise ScriptError(str(exc)) from None
-    if more:
-        raise ScriptError(f"{path}: larger than {MAX_SCRIPT_BYTES // 2**20} MB, the most calunflag reads "
-                          "(delivered scripts and templates are far smaller)")
+    except ResourceLimitError as exc:
+        raise ScriptError(f"{exc}: delivered scripts and templates are far smaller") from None
     if b"\x00" in data:
         line = data[:data.index(b"\x00")].count(b"\n") + 1
         raise ScriptError(f"{path}:{line}: binary data (NUL byte), not a script or template")

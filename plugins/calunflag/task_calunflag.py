@@ -11,8 +11,10 @@ import stat
 from pathlib import Path
 
 from almatools import log
-from almatools.errors import TaskParameterError
-from almatools.io import NotRegularFileError, atomic_path, file_kind, read_regular
+from almatools import limits
+from almatools.errors import InputFileError, ResourceLimitError, TaskParameterError
+from almatools.io import atomic_path
+from almatools.limits import file_kind
 
 from .edit import Finding, apply_edits, scan_script, scan_template, template_tokens
 from .ppr import scan_ppr
@@ -181,8 +183,8 @@ def _contdat_fields(root: Path) -> tuple[set[str], str]:
     fields, names = set(), []
     for f in sorted(set(base.glob("calibration/*cont.dat")) | set(base.glob("*cont.dat"))):
         try:
-            data, _ = read_regular(f, 4 * 2**20)
-        except (NotRegularFileError, OSError) as exc:
+            data = limits.read_bytes(f, 4 * limits.MiB)
+        except (InputFileError, ResourceLimitError) as exc:
             log.warn(f"{f} not read: {exc}")
             continue
         fields |= set(re.findall(r"^Field:[ \t]*(\S+)", data.decode("utf-8", "replace"), re.M))
@@ -266,13 +268,15 @@ def _write(f: Path, source: Source, new: str, outdir: str, inplace: bool, overwr
 
 def _existing_bytes(path: Path, param: str) -> bytes | None:
     """The bytes of an output that already exists (None if it does not); a non-regular file is refused."""
-    try:
-        data, _ = read_regular(path, 4 * MAX_SCRIPT_BYTES)  # an output is its input plus marked lines
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         return None
-    except NotRegularFileError as exc:
-        raise TaskParameterError(TASK, param, str(path), f"is {exc.kind}; calunflag writes only regular files")
-    return data
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        raise TaskParameterError(TASK, param, str(path), f"is {file_kind(mode)}; calunflag writes only regular files")
+    try:
+        return limits.read_bytes(path, 4 * MAX_SCRIPT_BYTES)  # an output is its input plus marked lines
+    except ResourceLimitError:
+        return b""  # larger than anything calunflag writes: it differs
 
 
 def _write_if_changed(target: Path, data: bytes, mode_from: Path | None = None) -> bool:

@@ -19,7 +19,7 @@ deliveries (see DOMAIN.md §10):
 Nothing here runs or imports the scripts: they are often Python 2.  Every
 reader is linear in the size of its input (no regular expression here can
 backtrack over a run of characters more than once), reads at most a bounded
-number of bytes, and opens only regular files (:func:`almatools.io.open_regular`).
+number of bytes, and opens only regular files (:func:`almatools.limits.open_regular`).
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ import tarfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from almatools.io import open_regular, read_regular
+from almatools.limits import open_regular
 
-__all__ = ["VersionStatement", "classify", "read_statements", "statements_from_text", "normalise", "version_key",
+__all__ = ["VersionStatement", "classify", "read_statements", "statements_from_text", "read_head", "normalise",
+           "version_key",
            "MAX_TEXT_BYTES", "LOG_HEAD_LINES", "LOG_HEAD_BYTES"]
 
 #: how much of a log to read: the version sits in the first lines
@@ -278,10 +279,26 @@ def statements_from_text(kind: str, text: str, label: str) -> list[VersionStatem
     return []
 
 
+def read_head(path: Path, limit: int) -> bytes:
+    """The first *limit* bytes of a regular file (never a FIFO or device), read in pieces.
+
+    Logs and weblogs may be far larger than what is read of them: only their
+    head is needed, so a large file is not an error here.
+    """
+    chunks, size = [], 0
+    with open_regular(path) as fh:
+        while size < limit:
+            chunk = fh.read(min(limit - size, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    return b"".join(chunks)
+
+
 def _read_text(path: Path, limit: int = MAX_TEXT_BYTES) -> str:
-    """The first *limit* bytes of a regular file as text (never a FIFO or device)."""
-    data, _ = read_regular(path, limit)
-    return data.decode("utf-8", "replace")
+    """The first *limit* bytes of a regular file as text."""
+    return read_head(path, limit).decode("utf-8", "replace")
 
 
 def _archive_members(path: Path, kind: str):
@@ -300,7 +317,7 @@ def _archive_members(path: Path, kind: str):
 def read_statements(path: Path, kind: str, label: str | None = None) -> list[VersionStatement]:
     """Every version statement in the file *path* of the given :func:`classify` kind.
 
-    :raises almatools.io.NotRegularFileError: for a FIFO, device or socket (never opened).
+    :raises almatools.errors.InputFileError: for a FIFO, device or socket (never opened).
     """
     label = label or str(path)
     if kind == "casa-log":

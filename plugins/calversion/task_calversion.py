@@ -11,10 +11,11 @@ import zlib
 from pathlib import Path
 
 from almatools import log
-from almatools.errors import TaskParameterError
-from almatools.io import NotRegularFileError, file_kind, read_regular
+from almatools.errors import InputFileError, TaskParameterError
+from almatools.freshness import find_measurement_sets, result_entry as casa_data_entry
+from almatools.limits import file_kind
 
-from .sources import VersionStatement, classify, normalise, read_statements, version_key
+from .sources import VersionStatement, classify, normalise, read_head, read_statements, version_key
 
 __all__ = ["calversion"]
 
@@ -63,8 +64,8 @@ def calversion(path, casaversion=""):
             continue
         try:
             statements.extend(read_statements(file, kind, _label(root, file)))
-        except NotRegularFileError as exc:  # replaced by a FIFO since the walk: still never opened
-            unread.append({"file": _label(root, file), "why": f"is {exc.kind}: not opened"})
+        except InputFileError as exc:  # replaced by a FIFO since the walk: still never opened
+            unread.append({"file": _label(root, file), "why": exc.problem})
         except (OSError, EOFError, tarfile.TarError, zlib.error) as exc:
             # a corrupt log or weblog archive must not hide the other sources
             unread.append({"file": _label(root, file), "why": f"could not be read: {exc}"})
@@ -107,6 +108,8 @@ def calversion(path, casaversion=""):
         "pitfalls": _pitfalls(root, statements),
         "unread": unread,
     }
+    result["casa_data"] = casa_data_entry(vis=find_measurement_sets(root), depends="nothing calversion reports; "
+                                          "recalibrating with this CASA does (UVW, frame conversions)")
     _report(result)
     return result
 
@@ -162,10 +165,9 @@ def _delivery_files(root: Path, unread: list[dict]) -> list[tuple[Path, str | No
 def _peek(file: Path, size: int = 65536) -> str:
     """The start of a regular file as text ('' for anything that cannot or must not be read)."""
     try:
-        data, _ = read_regular(file, size)
-    except (OSError, NotRegularFileError):
+        return read_head(file, size).decode("utf-8", "replace")
+    except (OSError, InputFileError):
         return ""
-    return data.decode("utf-8", "replace")
 
 
 def _order(s: VersionStatement):
