@@ -169,6 +169,120 @@ TARGETS = [
 ]
 
 
+# ---- calunflag (scripts, flag templates, PPRs) and calversion (README, scripts, CASA logs, weblogs) ----
+# Realistic inputs of about n lines (n blocks for the fast readers, so that even the small input is larger
+# than the CPU caches), and hostile ones that made earlier readers quadratic: one long line of strings,
+# runs of blanks after a keyword, unclosed tags.
+
+_CAL_BLOCK = """\
+# CALIBRATE_AMPLI:
+# CALIBRATE_PHASE: J0336-3616
+# Línea de absorción en el calibrador de fase (CO 2-1) — Überprüfung
+mystep = {k}
+if(mystep in thesteps):
+  flagdata(vis = 'uid___A002_Xc6c0d5_X2a1b.ms.split',
+    mode = 'manual',
+    field = '1', # J0336-3616
+    spw = '1:1203~1211;1300~1310',
+    flagbackup = False)
+  gaincal(vis = 'uid___A002_Xc6c0d5_X2a1b.ms.split', caltable = 'x.phase_int', field = '0~2', # J0334-4008,J0336-3616,J0340-3547
+    solint = 'int', refant = 'DV02', gaintable = ['a.bandpass', 'b.tsys'])
+#  flagdata(vis = 'x.ms.split', field = '2', spw = '0:1~2')  # don't: it's the target
+"""
+
+
+def _calibration_script(n: int) -> str:
+    return "".join(_CAL_BLOCK.format(k=k) for k in range(max(1, n // 14)))
+
+
+def _hostile_script(n: int) -> str:
+    return ("x = [" + "'a', " * n + "]\n# " + "don't " * n + "\n" + "flagdata(vis='x', field='0~9', spw='0:1~2')\n"
+            * max(1, n // 50) + "y = '" + " " * n + "'\n")
+
+
+def _scan_calls(text: str):
+    from almatools.plugins.calunflag.edit import CALL_NAMES
+    from almatools.plugins.calunflag.scan import find_calls
+    return find_calls(text, CALL_NAMES)
+
+
+def _roles_and_findings(text: str):
+    from almatools.plugins.calunflag.edit import scan_script
+    from almatools.plugins.calunflag.roles import FieldRoles, roles_from_script
+    roles = roles_from_script("bench.py", text, _scan_calls(text), FieldRoles())
+    return scan_script("bench.py", text, roles, {"flux", "bandpass", "phase", "check", "polarization"}, set(),
+                       False, "applyflags")
+
+
+def _flag_template(n: int) -> str:
+    return "".join(f"mode='manual' field='J0542-0913' spw='25:230.{k % 1000:03d}~230.525GHz,33:{k}~{k + 5}' "
+                   f"reason='QA2:applycal_amplitude_frequency'\n" for k in range(n))
+
+
+def _scan_template(text: str):
+    from almatools.plugins.calunflag.edit import scan_template
+    from almatools.plugins.calunflag.roles import FieldRoles
+    return scan_template("bench.flagtemplate.txt", text, FieldRoles(), {"flux"}, set())
+
+
+def _ppr(n: int) -> str:
+    command = ("<ProcessingCommand>\n  <Command xmlns=\"\">{}</Command>\n  <ParameterSet>\n"
+               "  </ParameterSet>\n</ProcessingCommand>\n")
+    return "<ProcessingProcedure>\n" + "".join(command.format("hifa_fluxcalflag" if k % 7 == 0 else "hif_refant")
+                                               for k in range(n)) + "<!-- unclosed " + "<" * n
+
+
+def _scan_ppr(text: str):
+    from almatools.plugins.calunflag.ppr import scan_ppr
+    return scan_ppr("PPR_bench.xml", text, "applyflags")
+
+
+def _version_reader(kind: str):
+    def parse(text: str):
+        from almatools.plugins.calversion.sources import statements_from_text
+        return statements_from_text(kind, text, "bench")
+    return parse
+
+
+def _readme(n: int) -> str:
+    return "".join(f"Cycle: {k % 10}\nCASA version used for reduction: 4.{k % 8}.{k % 3}\nQA2 Result: PASS\n"
+                   f"CASA version used for {' ' * (k % 50)}\n" for k in range(n))
+
+
+def _version_script(n: int) -> str:
+    pin = ("if re.search('^5.1.1', '.'.join([str(i) for i in cu.version().tolist()[:-1]])) == None:\n"
+           " sys.exit('ERROR: PLEASE USE THE SAME VERSION OF CASA THAT YOU USED FOR GENERATING THE SCRIPT: 5.1.1')\n"
+           "#if casadef.casa_version < '4.4.0' :\n")
+    return pin * max(1, n // 6) + "re.search('1.1', '.'.join(" * max(1, n // 2) + "\n"
+
+
+def _casa_log(n: int) -> str:
+    # a log is read only up to its first 400 lines: its size grows with the length of the lines
+    width = max(1, n // 8)
+    return "".join(f"2016-05-02 10:10:{k % 60:02d}\tINFO\tcasa::::\tCASA Version 4.7.2-REL (r39762)"
+                   f"{' ' * width}Pipeline version {' ' * width}\n" for k in range(400))
+
+
+def _weblog(n: int) -> str:
+    rows = "".join(f"<tr><th>Observation {k}</th><td>uid://A002/X{k:x}/X1</td></tr>\n" for k in range(n // 2))
+    return (f"<html><body><table>{rows}<tr><th>CASA Version</th><td>6.5.4.9</td></tr>\n"
+            f"<tr><th>Pipeline Version</th><td>2023.1.0.124</td></tr></table>\n"
+            "CASA Version" + " " * n + "Pipeline Version :" + "\n" * (n // 2) + "<" * n + "</body></html>")
+
+
+TARGETS += [
+    ("calunflag script scanner", _calibration_script, _scan_calls),
+    ("calunflag script scanner, hostile (long lines, prose quotes)", _hostile_script, _scan_calls),
+    ("calunflag roles and findings of a script", _calibration_script, _roles_and_findings),
+    ("calunflag flag-template scanner", _flag_template, _scan_template),
+    ("calunflag PPR reader", _ppr, _scan_ppr),
+    ("calversion README reader", _readme, _version_reader("readme")),
+    ("calversion script version reader", _version_script, _version_reader("calibration-script")),
+    ("calversion CASA log reader", _casa_log, _version_reader("casa-log")),
+    ("calversion weblog reader (with unclosed tags, long blank runs)", _weblog, _version_reader("weblog")),
+]
+
+
 def _best_time(parse, data, repeat: int = 3) -> float:
     best = float("inf")
     for _ in range(repeat):

@@ -87,16 +87,21 @@ def _number(value):
 
 def setjy_calls(text: str, label: str = "script") -> list[SetjyCall]:
     """Every ``setjy`` call of a calibration script, active or commented out, with its fields resolved."""
-    from almatools.plugins.calunflag.roles import roles_from_script
+    from almatools.plugins.calunflag.roles import FieldRoles, roles_from_script
     from almatools.plugins.calunflag.scan import find_calls
     calls = find_calls(text, ("setjy", "bandpass", "gaincal", "fluxscale", "flagdata"), label)
-    roles = roles_from_script(text, calls)
+    roles = roles_from_script(label, text, calls, FieldRoles())
     out = []
     for call in (c for c in calls if c.name == "setjy"):
         args = call.args
         problems = []
         fieldsel = str(args.get("field", ""))
-        names = [name for name, _ in roles.lookup(fieldsel)] if fieldsel else []
+        names = []
+        if fieldsel:
+            verdicts, why = roles.lookup(args["field"])  # indices resolved from the header and comments
+            names = [v.name for v in verdicts]
+            if why:
+                problems.append(f"field={fieldsel!r} {why}")
         flux = args.get("fluxdensity")
         fluxdensity = None
         if isinstance(flux, (list, tuple)) and flux and all(_number(v) is not None for v in flux):
@@ -104,17 +109,17 @@ def setjy_calls(text: str, label: str = "script") -> list[SetjyCall]:
         elif _number(flux) is not None:
             fluxdensity = None if float(flux) < 0 else [float(flux), 0.0, 0.0, 0.0]
         elif flux is not None:
-            problems.append(f"fluxdensity={flux!r} is not a literal number or list")
+            problems.append(f"fluxdensity={str(flux)!r} is not a literal number or list")
         spix = args.get("spix")
         if isinstance(spix, (list, tuple)):
             spix = spix[0] if spix else None
         if spix is not None and _number(spix) is None:
-            problems.append(f"spix={spix!r} is not a literal number")
+            problems.append(f"spix={str(spix)!r} is not a literal number")
             spix = None
         reffreq = args.get("reffreq")
         reffreq_hz = parse_frequency(reffreq) if reffreq not in (None, "") else None
         if reffreq not in (None, "") and reffreq_hz is None:
-            problems.append(f"reffreq={reffreq!r} is not a frequency")
+            problems.append(f"reffreq={str(reffreq)!r} is not a frequency")
         standard = str(args.get("standard", "Perley-Butler 2017" if fluxdensity is None else "manual"))
         out.append(SetjyCall(vis=str(args.get("vis", "")), field=fieldsel, names=names, spw=str(args.get("spw", "")),
                              standard=standard, fluxdensity=fluxdensity,
