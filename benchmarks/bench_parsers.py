@@ -34,6 +34,91 @@ def _parse_selection(text: str):
     return parse_selection(text)
 
 
+def _fluxcsv(n: int) -> str:
+    from almatools.example import FLUX_CSV
+    header, *rows = FLUX_CSV.splitlines()
+    return header + "\n" + "\n".join(rows[k % len(rows)] for k in range(n)) + "\n"
+
+
+def _parse_fluxcsv(text: str):
+    from almatools.delivery import read_fluxcsv
+    return read_fluxcsv(text).fluxes()
+
+
+def _listobs(n: int) -> str:
+    from almatools.example import LISTOBS
+    head, _, rest = LISTOBS.partition("Fields:")
+    scans = [line for line in head.splitlines() if " - " in line and "[" in line]
+    return head + "\n".join(scans[k % len(scans)] for k in range(n)) + "\nFields:" + rest
+
+
+def _parse_listobs(text: str):
+    from almatools.delivery import read_listobs
+    return read_listobs(text)
+
+
+def _qa2(n: int) -> str:
+    return "\n".join(f"2017-03-02 10:40:02 INFO fluxscale\t Flux density for J1126-3828 in SpW={k % 4} "
+                     f"(freq=2.3{k % 10}e+11 Hz) is: 0.51{k % 10} +/- 0.004 (SNR = 128.0, N = 40)" for k in range(n))
+
+
+def _parse_qa2(text: str):
+    from almatools.delivery import read_fluxscale_text
+    return read_fluxscale_text(text)
+
+
+def _aqua(n: int) -> str:
+    from almatools.example import AQUA_REPORT
+    head, sep, tail = AQUA_REPORT.partition("        </FluxMeasurements>")
+    lines = [line for line in head.splitlines() if "<FluxMeasurement " in line]
+    body = head[:head.index(lines[0])] + "\n".join(lines[k % len(lines)] for k in range(n)) + "\n"
+    return body + sep + tail
+
+
+def _parse_aqua(text: str):
+    from almatools.delivery import read_aqua
+    return read_aqua(text)
+
+
+def _catalogue(n: int) -> str:
+    return "source,aliases,date,frequency,flux,error,band\n" + "".join(
+        f"J{k % 40:04d}-0001,QSO B{k % 40:04d},20{10 + k % 10}-0{1 + k % 9}-1{k % 10},{91.46 if k % 2 else 343.48},"
+        f"{1 + k % 7 / 10},{0.05 if k % 13 else ''},{3 if k % 2 else 7}\n" for k in range(n))
+
+
+def _parse_catalogue(text: str):
+    import tempfile
+    from almatools.plugins.calflux.catalogue import Catalogue
+    with tempfile.NamedTemporaryFile("w", suffix=".csv") as fh:
+        fh.write(text)
+        fh.flush()
+        return Catalogue.read(fh.name)
+
+
+def _votable(n: int) -> bytes:
+    from almatools.plugins.archive.emulator.sourcecat import SourceCatalogue, votable
+    from almatools.plugins.archive.emulator.sourcecat_data import generate
+    answer = SourceCatalogue(generate(nsources=1)).flux("J0006-0623", 58000, 230e9)
+    answer["Verbose"] = "measurement used; " * (40 * n)  # the one field a server may make long
+    return votable(answer).encode()
+
+
+def _parse_votable(data: bytes):
+    from almatools.plugins.calflux.service import parse_flux_votable
+    return parse_flux_votable(data)
+
+
+def _setjy(n: int) -> str:
+    call = ("  setjy(vis = 'uid___A002_X1_X2.ms.split', standard = 'manual', field = '0', # J1058+0133\n"
+            "    fluxdensity = [2.3, 0, 0, 0], spix = -0.6, reffreq = '224.99GHz')\n")
+    return "# CALIBRATE_FLUX: J1058+0133\n" + call * max(1, n // 10)  # a call is ~10 items of work
+
+
+def _parse_setjy(text: str):
+    from almatools.delivery import setjy_calls
+    return setjy_calls(text, "script.py")
+
+
 _LAST_NAMES = [f"param{k}" for k in range(16)]
 
 
@@ -70,6 +155,13 @@ def _parse_cli_values(text: str):
 
 #: (name, make_input(n), parse(input)); n is the size of the small input
 TARGETS = [
+    ("flux.csv reader", _fluxcsv, _parse_fluxcsv),
+    ("listobs reader", _listobs, _parse_listobs),
+    ("QA2 text (fluxscale) reader", _qa2, _parse_qa2),
+    ("AQUA report reader", _aqua, _parse_aqua),
+    ("calibrator catalogue CSV reader", _catalogue, _parse_catalogue),
+    ("flux-service VOTable parser", _votable, _parse_votable),
+    ("setjy calls in scripts", _setjy, _parse_setjy),
     ("cont.dat reader", _contdat, _parse_contdat),
     ("spw:channel selection parser", _selection, _parse_selection),
     (".last/.saved inputs file reader", _inputs_file, _parse_inputs_file),
