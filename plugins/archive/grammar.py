@@ -218,6 +218,7 @@ def parse_numbers(text: str, read: Callable[[str], tuple[float, bool]]) -> Term:
         if op is None:
             return Value(read(ends[0])[0])
         if op == "..":
+            ends = _share_unit(ends)
             (a, fa), (b, fb) = read(ends[0]), read(ends[1])
             if fa != fb:  # a frequency and a wavelength as the two ends: order them by the field's unit
                 a, b = sorted((a, b))
@@ -230,6 +231,19 @@ def parse_numbers(text: str, read: Callable[[str], tuple[float, bool]]) -> Term:
         below = (op == "<") != flipped  # a reversed unit turns '<' into '>'
         return Range(None, v) if below else Range(v, None)
     return parse(text, atom)
+
+
+def _share_unit(ends: list[str]) -> list[str]:
+    """``1800..1900MHz``: a unit written on one end only applies to both."""
+    units = []
+    for e in ends:
+        m = _NUMBER.fullmatch(e.strip())
+        units.append(m.group(2).strip() if m else None)
+    if units[0] == "" and units[1]:
+        return [ends[0].strip() + units[1], ends[1]]
+    if units[1] == "" and units[0]:
+        return [ends[0], ends[1].strip() + units[0]]
+    return ends
 
 
 def _split_comparison(s: str, what: str) -> tuple[str | None, list[str]]:

@@ -195,13 +195,17 @@ def _write_tables(result: dict, outfile: str, outformat: str, overwrite: bool) -
 
 
 def _plain(table):
-    """A copy whose region column is STC-S text, so every format can hold it."""
+    """A copy whose region column is STC-S text (as ALMA serves it), so every format can hold it.
+
+    Units, UCDs, utypes, xtypes and descriptions stay, so the VOTable reads like the archive's own.
+    """
     from astropy.table import Table
     t = Table(table, copy=True)
-    if "s_region" in t.colnames and t["s_region"].dtype.kind not in "US":
-        t["s_region"] = [_stcs(v) for v in t["s_region"]]
-    for c in t.colnames:
-        t[c].description = None
+    if "s_region" in t.colnames and not all(isinstance(v, str) for v in t["s_region"]):
+        col = t["s_region"]
+        t["s_region"] = [v if isinstance(v, str) else _stcs(v) for v in col]
+        t["s_region"].unit, t["s_region"].description = col.unit, col.description
+        t["s_region"].meta.update(col.meta)
     return t
 
 
