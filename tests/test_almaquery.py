@@ -335,3 +335,74 @@ def test_any_string_parameter_counts_what_python_counts(archive, served, data):
     def meaning(r):
         return any((ref.exact if mode == "exact" else ref.contains)(r[column], t.strip()) for t in texts)
     assert got == expected(served, meaning)
+
+
+# ----------------------------------------------------------------------------------- the emulator
+
+def test_the_emulator_serves_a_realistic_catalogue(archive, served):
+    import collections
+    from importlib.resources import files
+    mouses = {r["member_ous_uid"] for r in served}
+    assert len(served) >= 200 and len(mouses) >= 60
+    assert {r["band_list"] for r in served} == {str(b) for b in range(1, 11)}
+    kinds = {(":DA" in r["antenna_arrays"] or ":DV" in r["antenna_arrays"], ":CM" in r["antenna_arrays"],
+              ":PM" in r["antenna_arrays"]) for r in served}
+    assert {(True, False, False), (False, True, False), (False, False, True)} <= kinds  # 12 m, 7 m, TP
+    assert {r["data_rights"] for r in served} == {"Public", "Proprietary"}
+    assert any(r["science_observation"] == "F" and r["scan_intent"].startswith("CALIBRATE") for r in served)
+    assert all(r["s_region"].startswith("Polygon ICRS") for r in served)
+    assert any(r["is_mosaic"] == "T" and len(ref.polygon(r["s_region"])) > 4 for r in served)
+    targets = collections.defaultdict(set)
+    for r in served:
+        targets[r["member_ous_uid"]].add(r["target_name"])
+    assert sum(len(t) > 1 for t in targets.values()) >= 10  # several targets per Member OUS
+    by_target = collections.defaultdict(list)
+    for r in served:
+        by_target[(r["member_ous_uid"], r["target_name"])].append(r)
+    between = 0
+    for rows in by_target.values():
+        support = {r["frequency_support"] for r in rows}
+        assert len(support) == 1  # the whole set-up on every row of a target
+        wins = ref.windows(rows[0]["frequency_support"])
+        assert 4 <= len(wins) <= 16
+        for r in rows:  # each row is one window of it (to the support's 10 MHz rounding)
+            lo, hi = ref.C / r["em_max"] / 1e9, ref.C / r["em_min"] / 1e9
+            assert any(abs(lo - a) < 0.006 and abs(hi - b) < 0.006 for a, b in wins), (r["obs_id"], lo, hi)
+        f = rows[0]["frequency"]
+        between += (min(a for a, _ in wins) < f < max(b for _, b in wins)) and not ref.covers(support.pop(), f, f)
+    assert between >= len(by_target) // 2  # the tuned frequency usually lies between the sidebands
+    # galactic coordinates agree with astropy's
+    sample = served[::37]
+    gal = SkyCoord([r["s_ra"] for r in sample] * u.deg, [r["s_dec"] for r in sample] * u.deg).galactic
+    for r, g in zip(sample, gal):
+        assert abs((r["gal_longitude"] - g.l.deg + 180) % 360 - 180) < 0.01 and abs(r["gal_latitude"] - g.b.deg) < 0.01
+    # astroquery's recorded real row is served as recorded
+    rec = Table.read(str(files("astroquery.alma.tests") / "data" / "alma-onerow.txt"), format="ascii")[0]
+    m83 = next(r for r in served if r["member_ous_uid"] == "uid://A001/X1295/X35")
+    for name in ("frequency_support", "em_min", "em_max", "s_ra", "obs_creator_name", "antenna_arrays", "lastModified"):
+        assert str(m83[name]) == str(rec[name]).removeprefix("b'").removesuffix("'"), name
+
+
+def test_tap_metadata_async_jobs_and_vosi_use_the_public_url(archive):
+    import pyvo
+    import requests
+    service = pyvo.dal.TAPService(f"{archive.url}/tap")
+    columns = {c.name.lower(): c for c in service.tables["ivoa.obscore"].columns}  # ADQL names: any case
+    for name in ("pi_name", "t_resolution", "em_res_power", "gal_longitude", "gal_latitude", "authors", "pub_abstract",
+                 "proposal_authors", "lastModified", "frequency_support", "s_region"):
+        assert name.lower() in columns, name
+    assert columns["s_region"].utype == "obscore:Char.SpatialAxis.Coverage.Support.Area"
+    assert columns["frequency"].ucd == "em.freq;obs;meta.main" and str(columns["frequency"].unit) == "GHz"
+    assert all(c.ucd for c in columns.values())
+    job = service.submit_job("select count(*) as n from ivoa.obscore where band_list='6'")
+    try:
+        assert job.url.startswith(archive.url + "/")
+        job.run()
+        job.wait(timeout=60)
+        assert job.result_uri.startswith(archive.url + "/")
+        assert int(job.fetch_result().to_table()["n"][0]) == len(almaquery(service=archive.url, band="6",
+                                                                         science="any")["observations"])
+    finally:
+        job.delete()
+    caps = requests.get(f"{archive.url}/tap/capabilities", timeout=30).text
+    assert f"{archive.url}/tap" in caps and "127.0.0.1:" + str(archive.dachs_port) not in caps

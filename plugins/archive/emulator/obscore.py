@@ -489,7 +489,7 @@ def _hand_written() -> list[dict]:
                     layout="recorded",
                     rows=_rows(info, [("50_kms_cloud", 266.2208, -28.9939)], windows, band=3, array="12m", rng=rng,
                                mosaic=True)
-                    + _rows(info, [("J1744-3116", 266.0890, -31.2717)], windows[:1], band=3, array="12m", rng=rng,
+                    + _rows(info, [("J1744-3116", 266.0890, -31.2717)], windows, band=3, array="12m", rng=rng,
                             science=False)))
     return out
 
