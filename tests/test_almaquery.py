@@ -406,3 +406,20 @@ def test_tap_metadata_async_jobs_and_vosi_use_the_public_url(archive):
         job.delete()
     caps = requests.get(f"{archive.url}/tap/capabilities", timeout=30).text
     assert f"{archive.url}/tap" in caps and "127.0.0.1:" + str(archive.dachs_port) not in caps
+
+
+def test_the_casa_prompt_takes_variants(archive, served, tmp_path, monkeypatch):
+    """At the casa% prompt (global-parameter style) the fields take CASA's types: floats, lists, booleans."""
+    from almatools.casa_tasks.shell import install, read_inputs_file
+    monkeypatch.chdir(tmp_path)
+    ns = {}
+    install(ns)
+    ns.update(frequency=230.538, band=[6], public=True, science="any", service=archive.url)
+    text = ns["almaquery"].inp_text(color=False)
+    assert "frequency           = 230.538" in text and "band                = [6]" in text and "!!" not in text
+    r = ns["almaquery"]()  # go
+    assert ref.table_keys(r["observations"]) == expected(
+        served, lambda x: ref.covers(x["frequency_support"], 230.538, 230.538) and x["band_list"] == "6"
+        and x["data_rights"] == "Public")
+    saved = read_inputs_file(tmp_path / "almaquery.last", ["frequency", "band", "public"])  # what tget reads
+    assert saved["frequency"] == 230.538 and saved["band"] == [6] and saved["public"] is True

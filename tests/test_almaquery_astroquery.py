@@ -85,6 +85,10 @@ def test_where_astroquery_is_wrong(archive, alma):
     # columns that do not exist (water_vapour → 'pvw', publication_year → 'pub_year') and the
     # non-standard RANGE_S2D of RA/Dec ranges: the server refuses the query
     import pyvo
+    # quotes are not escaped: a real name with a quote breaks astroquery's query
+    assert ours(archive, pi_name="O'Brien")
+    with pytest.raises(pyvo.dal.DALQueryError):
+        alma.query(payload={"pi_name": "O'Brien*"}, public=None, science=None)
     for payload in ({"water_vapour": "<1"}, {"publication_year": "2019"}, {"ra_dec": "0..20 <-50"}):
         with pytest.raises(pyvo.dal.DALQueryError):
             alma.query(payload=payload, public=None, science=None)
