@@ -109,7 +109,7 @@ def test_frequency_prefilter_never_loses_a_window():
             em_min, em_max = coverage.C / (w.hi_ghz * 1e9), coverage.C / (w.lo_ghz * 1e9)
             sql = coverage.prefilter_clause(term)
             python = sql.replace("em_max", repr(em_max)).replace("em_min", repr(em_min))
-            python = python.replace("AND", "and").replace("OR", "or").replace("IS NOT NULL", "is not None")
+            python = python.replace("AND", "and").replace("OR", "or").replace("IS NOT NULL", "!= None")
             assert eval(python, {}), (sql, w)  # noqa: S307 - our own numeric expression
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from . import adql, coverage, grammar
-from .grammar import Not, Or, Range, SearchSyntaxError, Text, Value
+from .grammar import Not, Or, Range, SearchSyntaxError, Value
 
 __all__ = ["Field", "FIELDS", "Plan", "plan", "SearchValueError", "Cone", "Box", "parse_position", "MAX_TEXT"]
 

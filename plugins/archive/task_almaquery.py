@@ -11,7 +11,7 @@ from almatools import log
 from almatools.errors import TaskParameterError
 from almatools.io import atomic_path
 
-from . import adql, coverage, grammar, search
+from . import adql, coverage, search
 from .service import run_with_failover
 
 TASK = "almaquery"
