@@ -136,8 +136,16 @@ def text_boxes(fig) -> list[tuple[str, object]]:
     """
     from matplotlib.legend import Legend
     from matplotlib.text import Text
+    from matplotlib.axis import Axis
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
+    # an Axis keeps label artists for ticks outside its view too; only those it draws count
+    tick_labels, drawn_ticks = set(), set()
+    for axis in fig.findobj(Axis):
+        for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+            tick_labels |= {id(tick.label1), id(tick.label2)}
+        if axis.get_visible() and axis.axes.get_visible() and axis.axes.axison:
+            drawn_ticks |= {id(lab) for tick in axis._update_ticks() for lab in (tick.label1, tick.label2)}
     legends = [a for a in fig.findobj(Legend) if a.get_visible()]
     in_legend = {id(t) for lg in legends for t in lg.findobj(Text)}
     boxes = [(f"legend {[t.get_text() for t in lg.get_texts()][:3]}", lg.get_window_extent(renderer))
@@ -148,6 +156,8 @@ def text_boxes(fig) -> list[tuple[str, object]]:
         multi = getattr(t, "_all_bboxes", None)  # WCSAxes TickLabels: one artist, many labels
         if multi is not None:
             boxes += [(f"tick label #{k} of {type(t).__name__}", bb) for k, bb in enumerate(multi)]
+            continue
+        if id(t) in tick_labels and id(t) not in drawn_ticks:
             continue
         if not t.get_text().strip() or _clipped_away(t, renderer):
             continue
