@@ -81,6 +81,10 @@ def _spectrum(ax, ests, rows, name) -> None:
     ax.set_title(f"{name}: spectrum at the date")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    from matplotlib.ticker import LogFormatter
+    for axis in (ax.xaxis, ax.yaxis):  # plain numbers (0.4, 2, 300), not 4×10⁻¹
+        axis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+        axis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     plotted = False
     for e in ests[:1]:
         if "fluxDensity" not in e:
