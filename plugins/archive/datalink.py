@@ -125,8 +125,7 @@ def read_document(data: bytes, url: str) -> Document:
             warnings.simplefilter("ignore")
             votable = parse(io.BytesIO(data), verify="ignore")
             results = pyvo.dal.adhoc.DatalinkResults(votable, url=url)
-            table = results.to_table()
-            rows = [_plain_row(table, r) for r in table]
+            rows = _plain_rows(results.to_table())
             services = _services(results)
     except pyvo.dal.DALQueryError as exc:
         raise DataLinkError(f"DataLink {url} reports an error: {str(exc)[:300]}") from None
@@ -136,22 +135,18 @@ def read_document(data: bytes, url: str) -> Document:
     return Document(url, rows, services)
 
 
-def _plain_row(table, row) -> dict:
-    """One row as plain str/int/bool/None (numpy 2's string ufuncs break astroquery's filters on these columns)."""
-    out = {}
+def _plain_rows(table) -> list[dict]:
+    """The rows as plain str/int/bool/None, column by column (numpy 2's string ufuncs break astroquery's
+    filters on these columns; per-row access of a masked table is slow)."""
+    columns = {}
     for c in table.colnames:
-        v = row[c]
-        if v is None or (hasattr(v, "mask") and bool(getattr(v, "mask", False))):
-            out[c] = None
-        elif isinstance(v, bytes):
-            out[c] = v.decode("utf-8", "replace")
-        elif hasattr(v, "item"):
-            out[c] = v.item()
-        else:
-            out[c] = v
-        if isinstance(out[c], bytes):
-            out[c] = out[c].decode("utf-8", "replace")
-    return out
+        col = table[c]
+        values = col.tolist()  # masked entries come as None
+        mask = getattr(col, "mask", None)
+        if mask is not None and getattr(mask, "shape", ()) == (len(values),):
+            values = [None if m else v for v, m in zip(values, mask.tolist())]
+        columns[c] = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in values]
+    return [dict(zip(columns, values)) for values in zip(*columns.values())] if columns else []
 
 
 def _services(results) -> dict[str, str]:

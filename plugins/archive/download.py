@@ -9,7 +9,7 @@ connections and the last seconds of a batch are shared too.  Never more than
 
 On disk.  A file is written into ``<name>.part`` with ``pwrite`` at each range's
 offset (no second copy is assembled) and renamed only after it is verified.  A
-split file's ranges are recorded in ``<name>.part.json`` (every 4 MB and on each
+split file's ranges are recorded in ``<name>.part.json`` (every MB and on each
 split), so a killed run resumes every range where it stopped; an unsplit
 ``.part`` is its own record (its length).  The ``.part`` is locked (``flock``)
 while a run writes it: a second almafetch into the same directory waits for the
@@ -63,7 +63,7 @@ SPLIT_SECONDS = 0.5
 MAX_REQUEST_SECONDS = 4.0
 #: ... or this many bytes while no rate is known yet
 DEFAULT_WINDOW = 64 << 20
-CHECKPOINT_BYTES = 4 << 20
+CHECKPOINT_BYTES = 1 << 20
 CHECKPOINT_SECONDS = 1.0
 MAX_REDIRECTS = 10
 STATE_SUFFIX = ".part.json"
@@ -602,6 +602,9 @@ class Downloader:
         f.requests += 1
         with r:
             whole = self._check_answer(f, r, start, stop, generation, "Range" in headers)
+            if not whole:
+                with self._cv:  # the file takes ranges: idle streams may split it now
+                    self._cv.notify_all()
             try:
                 self._receive(f, seg, r, generation, None if whole else stop)
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:

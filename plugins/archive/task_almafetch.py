@@ -64,7 +64,7 @@ def almafetch(uid=None, project_code="", queryfile="", urls=None, service="", ou
                 log.warn(f"{mous} is proprietary until {date or 'an unknown date'}: its files are listed, not "
                          f"fetched; give username= (password in ${PASSWORD_ENV}, the keyring or at the prompt)")
     downloader = Downloader(nstreams=nstreams, retries=retries, timeout=timeout, scope=CredentialScope(scope_base, auth))
-    links = _sizes_and_names(downloader, links, outdir, refused)
+    links = _sizes_and_names(downloader, links, outdir, refused, can_authenticate=auth is not None)
     fetchable = [link for link in links if link.readable or auth is not None]
 
     listing = [dict(link.as_dict(), dest=str(_dest(outdir, link))) for link in links]
@@ -127,9 +127,12 @@ def almafetch(uid=None, project_code="", queryfile="", urls=None, service="", ou
     return result
 
 
-def _sizes_and_names(downloader: Downloader, links, outdir: Path, refused: list) -> list:
-    """HEAD every file DataLink gave no size for (and every plain URL, for its name); drop the refused ones."""
-    unknown = [link for link in links if link.size is None]
+def _sizes_and_names(downloader: Downloader, links, outdir: Path, refused: list, can_authenticate: bool) -> list:
+    """HEAD every file DataLink gave no size for (and every plain URL, for its name); drop the refused ones.
+
+    Proprietary files are asked about only with credentials (without, they are listed, not fetched).
+    """
+    unknown = [link for link in links if link.size is None and (link.readable or can_authenticate)]
     probes = downloader.probe_all([Item(link.url, str(outdir / (link.name or "unnamed")), None,
                                         None if link.role == "url" else not link.readable, link.content_type)
                                    for link in unknown])

@@ -269,13 +269,16 @@ _FIELDS = """<FIELD name="ID" datatype="char" arraysize="*" ucd="meta.id;meta.ma
 <FIELD name="readable" datatype="boolean"><DESCRIPTION>the caller is allowed to use this link with the current authenticated identity</DESCRIPTION></FIELD>"""
 
 
+_QUOTE = {'"': "&quot;"}  # escape() leaves quotes alone; attribute values need them escaped
+
+
 def _votable(rows: list[tuple], services: list[tuple[str, str]]) -> str:
     trs = "\n".join("<TR>" + "".join(f"<TD>{escape(str(v))}</TD>" if v not in (None, "") else "<TD/>"
                                      for v in r) + "</TR>" for r in rows)
     res = "\n".join(
-        f'<RESOURCE type="meta" utype="adhoc:service" ID="{escape(sid)}">'
+        f'<RESOURCE type="meta" utype="adhoc:service" ID="{escape(sid, _QUOTE)}">'
         '<PARAM name="standardID" datatype="char" arraysize="*" value="ivo://ivoa.net/std/DataLink#links-1.0"/>'
-        f'<PARAM name="accessURL" datatype="char" arraysize="*" value="{escape(url)}"/></RESOURCE>'
+        f'<PARAM name="accessURL" datatype="char" arraysize="*" value="{escape(url, _QUOTE)}"/></RESOURCE>'
         for sid, url in services)
     return ('<?xml version="1.0" encoding="UTF-8"?>\n<VOTABLE xmlns="http://www.ivoa.net/xml/VOTable/v1.3" '
             f'version="1.4"><RESOURCE type="results"><TABLE>{_FIELDS}<DATA><TABLEDATA>\n{trs}\n'
