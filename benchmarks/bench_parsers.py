@@ -34,6 +34,40 @@ def _parse_selection(text: str):
     return parse_selection(text)
 
 
+_LAST_NAMES = [f"param{k}" for k in range(16)]
+
+
+def _inputs_file(n: int) -> str:
+    """A .last file of n lines (CASA's `name = repr` lines, long lists among them), written to a temp file."""
+    import atexit
+    import os
+    import tempfile
+    values = ["'uid___A002_Xf1e1d3_X1a2b.ms'", "[0, 1, 2, 3]", "230.538e9", "True", "{'a': [1.5, 2.5]}",
+              repr([f"field{j}" for j in range(8)])]
+    lines = [f"{_LAST_NAMES[k % 16]:<12} = {values[k % len(values)]}" for k in range(n)]
+    fd, path = tempfile.mkstemp(suffix=".last")
+    atexit.register(os.unlink, path)
+    with open(fd, "w") as fh:
+        fh.write("\n".join(lines) + "\n#task( ... )\n")
+    return path
+
+
+def _parse_inputs_file(path: str):
+    from almatools.casa_tasks.shell import read_inputs_file
+    return read_inputs_file(path, _LAST_NAMES)
+
+
+def _cli_values(n: int) -> str:
+    return ",".join(f"{230 + k * 1e-3:.6f}" for k in range(n))
+
+
+def _parse_cli_values(text: str):
+    from almatools.params import from_cli_text
+    from almatools.taskxml import ParamSpec
+    return from_cli_text(ParamSpec("values", "doubleVec", []), text), \
+        from_cli_text(ParamSpec("values", "doubleVec", []), "[" + text + "]")
+
+
 def _datalink(n: int) -> bytes:
     """A DataLink document of an auxiliary tar listing with *n* rows, as the archive writes it."""
     from almatools.plugins.archive.emulator.catalog import _votable
@@ -54,9 +88,11 @@ def _parse_datalink(data: bytes):
 
 #: (name, make_input(n), parse(input)); n is the size of the small input
 TARGETS = [
-    ("DataLink document reader", _datalink, _parse_datalink),
     ("cont.dat reader", _contdat, _parse_contdat),
     ("spw:channel selection parser", _selection, _parse_selection),
+    (".last/.saved inputs file reader", _inputs_file, _parse_inputs_file),
+    ("command-line value parser (doubleVec)", _cli_values, _parse_cli_values),
+    ("DataLink document reader", _datalink, _parse_datalink),
 ]
 
 

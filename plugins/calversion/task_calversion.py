@@ -10,6 +10,7 @@ from pathlib import Path
 
 from almatools import log
 from almatools.errors import TaskParameterError
+from almatools.freshness import find_measurement_sets, result_entry as casa_data_entry
 
 from .sources import VersionStatement, classify, normalise, read_statements, version_key
 
@@ -96,6 +97,8 @@ def calversion(path, casaversion=""):
         "command": _command(root, calibration_type, version, pipeline_version),
         "pitfalls": _pitfalls(root, statements),
     }
+    result["casa_data"] = casa_data_entry(vis=find_measurement_sets(root), depends="nothing calversion reports; "
+                                          "recalibrating with this CASA does (UVW, frame conversions)")
     _report(result)
     return result
 
