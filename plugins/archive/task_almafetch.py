@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from almatools import log
+from almatools import limits, log
 from almatools.errors import TaskParameterError
 
 from . import datalink
@@ -210,17 +210,14 @@ def _mous_list(uids, project_code: str, queryfile: str, service: str, required: 
 
 def _queryfile_uids(queryfile: str) -> list[str]:
     """The member_ous_uid column of an almaquery result (VOTable, CSV, TSV): a regular file of bounded size."""
+    import io
+    from astropy.table import Table
     if not os.path.exists(queryfile):
         raise TaskParameterError(TASK, "queryfile", queryfile, "does not exist")
-    if not os.path.isfile(queryfile):
-        raise TaskParameterError(TASK, "queryfile", queryfile, "is not a regular file")
-    if os.path.getsize(queryfile) > MAX_QUERYFILE:
-        raise TaskParameterError(TASK, "queryfile", queryfile, f"is larger than {_human(MAX_QUERYFILE)}, more than "
-                                 "any almaquery result")
-    from astropy.table import Table
+    data = limits.read_bytes(queryfile, MAX_QUERYFILE)  # a FIFO or a device is refused, not waited on
     fmt = {".csv": "ascii.csv", ".tsv": "ascii.tab"}.get(Path(queryfile).suffix.lower(), "votable")
     try:
-        table = Table.read(queryfile, format=fmt)
+        table = Table.read(io.BytesIO(data), format=fmt)
     except Exception as exc:
         raise TaskParameterError(TASK, "queryfile", queryfile, f"cannot be read as {fmt} ({exc})") from None
     if "member_ous_uid" not in table.colnames:
