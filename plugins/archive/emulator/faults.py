@@ -58,7 +58,7 @@ class Relayed:
     headers: dict  # request headers, lower-case names
     status: int = 0
     body_bytes: int = 0  # response body bytes sent to the client
-    fault: str = ""
+    fault: str = ""  # the fault that really acted on this request
     start: float = 0.0
     end: float = 0.0
     response_headers: dict = field(default_factory=dict)
@@ -146,7 +146,8 @@ class FaultProxy:
         with self._lock:
             self.requests.append(record)
         fault = self._next_fault(method, path)
-        record.fault = fault.kind if fault else ""
+        if fault and fault.kind in ("503", "html", "nolength"):
+            record.fault = fault.kind  # (a reset, stall or truncation is recorded when it really cuts)
         try:
             if fault and fault.kind in ("503", "html"):
                 self._answer(client, record, fault.kind)
@@ -206,6 +207,7 @@ class FaultProxy:
         while True:
             if fault and sent + len(stream) >= fault.after:
                 piece = stream[: max(fault.after - sent, 0)]
+                record.fault = fault.kind
                 client.sendall(piece)
                 record.body_bytes += max(0, sent + len(piece) - len(header)) - max(0, sent - len(header))
                 if fault.kind == "stall":
@@ -237,14 +239,18 @@ class FaultProxy:
 
     @staticmethod
     def _pass_body(up, client, record: Relayed, first: bytes, limit: int | None, pace) -> None:
+        """The body after the header: *first* (what came with the header, maybe nothing), then the rest."""
         data = first
-        while data:
-            pace(len(data))
-            if limit is not None and record.body_bytes + len(data) >= limit:
-                client.sendall(data[: limit - record.body_bytes])
-                record.body_bytes = limit
-                client.shutdown(socket.SHUT_WR)  # a clean end (FIN): nothing in the framing says it is short
-                return
-            client.sendall(data)
-            record.body_bytes += len(data)
+        while True:
+            if data:
+                pace(len(data))
+                if limit is not None and record.body_bytes + len(data) >= limit:
+                    client.sendall(data[: limit - record.body_bytes])
+                    record.body_bytes, record.fault = limit, "truncate"
+                    client.shutdown(socket.SHUT_WR)  # a clean end (FIN): nothing in the framing says it is short
+                    return
+                client.sendall(data)
+                record.body_bytes += len(data)
             data = up.recv(RELAY_CHUNK)
+            if not data:
+                return
