@@ -196,6 +196,8 @@ def _tar_of(path: Path, entries) -> Path:
     ([("sym", "l1", "."), ("sym", "l2", "l1/.."), ("file", "l2/escaped", b"x")], "symbolic link in the same"),
     # ... and a hard link resolved through that chain copies nothing from outside
     ([("sym", "l1", "."), ("sym", "l2", "l1/.."), ("hard", "h", "l2/sentinel")], "outside the target"),
+    # '..' above the target is outside, even when a member of the same name exists at the top
+    ([("file", "a", b"top"), ("sym", "p/x", "../../a")], "outside the target"),
     ([("sym", "a", "b"), ("sym", "b", "a")], "more than 40 links"),
     ([("dir", "d", None), ("sym", "l", "d")], "to a directory"),
     ([("sym", "dangling", "nowhere")], "not in the archive"),
