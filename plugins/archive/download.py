@@ -340,9 +340,6 @@ class Downloader:
                 self._release(f)
         return [f.outcome or Outcome(f.name, str(f.final), "failed", error="not attempted") for f in files]
 
-    def fetch(self, url: str, dest: str, size: int | None = None, needs_auth: bool | None = False) -> Outcome:
-        return self.fetch_all([Item(url, dest, size, needs_auth)])[0]
-
     def _worker(self) -> None:
         while True:
             with self._cv:
