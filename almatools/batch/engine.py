@@ -126,7 +126,7 @@ def run_jobs(jobs: list[Job], backend, ledger: Ledger | None = None, desc: str =
     """Run *jobs* on *backend*, recording each in *ledger*; the outcomes by key.  Progress is logged."""
     outcomes: dict[str, dict] = {}
 
-    with log.progress(total=len(jobs), desc=desc, unit=" calls") as bar:
+    with log.progress(total=len(jobs), desc=desc, unit="calls") as bar:
         def started(job: Job) -> None:
             if ledger is not None:
                 ledger.record(job.key, "running", row=job.row.index)
@@ -226,8 +226,8 @@ def batch(task, inputs, *, shared: dict | None = None, engine: str = "local", nw
                     for j in jobs],
         "ok": not failed, "seconds": time.perf_counter() - started_at,
     }
-    (log.post if not failed else log.warn)(
-        f"batch {task.name}: {summary['done']} of {len(jobs)} done, {len(failed)} failed; table {table_path}")
+    log.post(f"batch {task.name}: {summary['done']} of {len(jobs)} done, {len(failed)} failed; table {table_path}",
+             "WARN" if failed else "INFO", origin="batch")
     return summary
 
 

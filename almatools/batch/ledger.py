@@ -206,8 +206,8 @@ class Ledger:
         while written < len(line):  # a regular file takes it in one write; be correct anyway
             written += os.write(self._fd, line[written:])
         os.fsync(self._fd)
-        self.states[key] = event
-        return event
+        self.states[key] = json.loads(line)  # exactly as a later run will read it back
+        return self.states[key]
 
 
 def _fsync_dir(path: Path) -> None:

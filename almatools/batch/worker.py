@@ -80,8 +80,26 @@ def encode_payload(target: str, kwargs: dict) -> str:
 
 def invoke_payload(payload: str) -> dict:
     """:func:`invoke` on a request made by :func:`encode_payload` (what the MPI servers evaluate)."""
+    _release_casatasks_import()
     target, kwargs = pickle.loads(base64.b64decode(payload))
     return invoke(target, kwargs)
+
+
+def _release_casatasks_import() -> None:
+    """Let this thread import from casatasks on an MPI server.
+
+    casampi's servers serve from inside ``import casatasks`` (its last
+    statement starts casampi), so to Python casatasks never finishes
+    initialising, and any ``from casatasks import …`` in the thread that runs
+    commands waits forever for the import in the main thread.  CASA's own
+    parallel tasks import everything before; almatools imports casatasks on
+    first use.  Every task is defined by then, so the module is marked
+    initialised for the other threads.
+    """
+    module = sys.modules.get("casatasks")
+    spec = getattr(module, "__spec__", None)
+    if spec is not None and getattr(spec, "_initializing", False):
+        spec._initializing = False
 
 
 # --------------------------------------------------------------------------- the local worker process
