@@ -148,7 +148,7 @@ def _table_rows(path, table, task, where) -> list[InputRow]:
             if mask is not None and bool(np.any(mask[index])):
                 continue  # a masked cell: not given in this row
             value = column[index]
-            row.given[name] = value.tolist() if hasattr(value, "tolist") else value
+            _give(row, task, name, value.tolist() if hasattr(value, "tolist") else value)
         rows.append(row)
     return rows
 
@@ -171,6 +171,21 @@ def _read_json(path, text: str, task) -> list[InputRow]:
         if not isinstance(item, dict):
             raise InputFileError(path, f"item {index} is a {type(item).__name__}, not an object of parameters")
         names.extend(n for n in item if n not in names)
-        rows.append(InputRow(index, f"{Path(path).name} item {index}", dict(item)))
-    _check_columns(path, names, task)
+        _check_columns(path, names, task)
+        row = InputRow(index, f"{Path(path).name} item {index}")
+        for name, value in item.items():
+            _give(row, task, name, value)
+        rows.append(row)
     return rows
+
+
+def _give(row: InputRow, task, name: str, value) -> None:
+    """Set a cell of a typed table (ECSV, JSON): a string where the parameter is not one is read like a CSV cell."""
+    spec = task.spec.param(name)
+    if isinstance(value, str) and spec.type not in ("string", "path", "any"):
+        try:
+            value = params.from_cli_text(spec, value.strip())
+        except ValueError as exc:
+            row.problems.append(f"{task.name}: parameter {name!r} cannot be read from {value!r}: {exc}")
+            return
+    row.given[name] = value
