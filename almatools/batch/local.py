@@ -131,10 +131,17 @@ class LocalPool:
                 job = todo.get()
                 if job is None:
                     return
-                if worker is None:
-                    worker = _Worker()
                 events.put(("start", job, None))
-                outcome = worker.call(job.target, job.kwargs)
+                try:
+                    if worker is None:
+                        worker = _Worker()
+                    outcome = worker.call(job.target, job.kwargs)
+                except Exception as exc:  # the worker could not be started, or the call not sent
+                    from .worker import error_text
+                    events.put(("done", job, {"ok": False, "result": None, "seconds": 0.0, "worker": "",
+                                              "error": f"the call could not be handed to a worker process: "
+                                                       f"{error_text(exc)}"}))
+                    continue
                 if outcome is None:
                     how = worker.death()
                     outcome = {"ok": False, "result": None, "seconds": 0.0, "worker": f"pid {worker.proc.pid}",
