@@ -118,7 +118,7 @@ def _worker_memory(work: Path) -> tuple[int, int]:
 def run(quick: bool = False) -> list[dict]:
     work = Path(tempfile.mkdtemp(prefix="almatools-bench-batch-"))
     try:
-        rows = _frameconv_rows(6 if quick else 48, 300 if quick else 3000)
+        rows = _frameconv_rows(6 if quick else 48, 300 if quick else 8000)
         _loop("frameconv", rows[:1])  # CASA started and measures tables read in this process first
         before = _loop("frameconv", rows)
         t_pool = _batch("frameconv", rows, work, 2, "cpu")

@@ -83,24 +83,26 @@ def parallel_parts(vis, split_by=()) -> list[str] | None:
 
 
 class _Part:
-    def __init__(self, index: int, target: str, kwargs: dict):
-        self.index, self.target, self.kwargs = index, target, kwargs
+    def __init__(self, index: int, target: str, kwargs: dict, as_json: bool):
+        self.index, self.target, self.kwargs, self.as_json = index, target, kwargs, as_json
 
 
-def map_parts(target: str, parts: list[str], **kwargs) -> list:
+def map_parts(target: str, parts: list[str], *, as_json: bool = True, **kwargs) -> list:
     """``target(vis=part, **kwargs)`` for every part — on the MPI servers when this is casampi's client.
 
-    :return: the results (as plain JSON types) in the order of *parts*.
+    :param as_json: results as plain JSON types (default); ``False`` returns them as the target made
+        them (numpy arrays, objects with a merge method — they travel pickled).
+    :return: the results in the order of *parts*.
     :raises MultiMSError: naming the first sub-MS whose part failed and its error.
     """
-    jobs = [_Part(i, target, {"vis": part, **kwargs}) for i, part in enumerate(parts)]
+    jobs = [_Part(i, target, {"vis": part, **kwargs}, as_json) for i, part in enumerate(parts)]
     outcomes: dict[int, dict] = {}
     if mpi.is_client():
         mpi.MPIServers().run(jobs, lambda job: None, lambda job, outcome: outcomes.__setitem__(job.index, outcome))
     else:
         from .worker import invoke
         for job in jobs:
-            outcomes[job.index] = invoke(job.target, job.kwargs)
+            outcomes[job.index] = invoke(job.target, job.kwargs, as_json)
     from .. import log
     for job in jobs:
         outcome = outcomes[job.index]

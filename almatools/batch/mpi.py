@@ -94,7 +94,8 @@ class MPIServers:
     def _push(self, job) -> int:
         from .worker import encode_payload
         ids = self.client.push_command_request(COMMAND, False, None,
-                                               {"payload": encode_payload(job.target, job.kwargs)})
+                                               {"payload": encode_payload(job.target, job.kwargs,
+                                                                          getattr(job, "as_json", True))})
         if not ids:
             raise MPIUnavailable("casampi refused the command request (its client is stopped or has no servers)")
         return ids[0]

@@ -61,11 +61,16 @@ def resolve_target(target: str):
     return getattr(importlib.import_module(module), name)
 
 
-def invoke(target: str, kwargs: dict) -> dict:
-    """Call *target* with *kwargs*; the outcome says how it went (errors are caught and described)."""
+def invoke(target: str, kwargs: dict, as_json: bool = True) -> dict:
+    """Call *target* with *kwargs*; the outcome says how it went (errors are caught and described).
+
+    The result passes through :func:`to_json` unless ``as_json=False`` (partial results such as numpy
+    arrays or objects that a task merges itself; they must pickle).
+    """
     start = time.perf_counter()
     try:
-        result = to_json(resolve_target(target)(**kwargs))
+        result = resolve_target(target)(**kwargs)
+        result = to_json(result) if as_json else result
         ok, error = True, ""
     except Exception as exc:  # one input's failure is that input's outcome, never the batch's
         result, ok, error = None, False, error_text(exc)
@@ -73,16 +78,16 @@ def invoke(target: str, kwargs: dict) -> dict:
             "worker": worker_name()}
 
 
-def encode_payload(target: str, kwargs: dict) -> str:
+def encode_payload(target: str, kwargs: dict, as_json: bool = True) -> str:
     """A request as text, for casampi's command parameters (which it formats with ``repr``)."""
-    return base64.b64encode(pickle.dumps((target, kwargs), protocol=pickle.HIGHEST_PROTOCOL)).decode("ascii")
+    return base64.b64encode(pickle.dumps((target, kwargs, as_json), protocol=pickle.HIGHEST_PROTOCOL)).decode("ascii")
 
 
 def invoke_payload(payload: str) -> dict:
     """:func:`invoke` on a request made by :func:`encode_payload` (what the MPI servers evaluate)."""
     _release_casatasks_import()
-    target, kwargs = pickle.loads(base64.b64decode(payload))
-    return invoke(target, kwargs)
+    target, kwargs, as_json = pickle.loads(base64.b64decode(payload))
+    return invoke(target, kwargs, as_json)
 
 
 def _release_casatasks_import() -> None:
