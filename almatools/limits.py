@@ -24,7 +24,7 @@ from pathlib import Path
 from .errors import InputFileError, ResourceLimitError
 
 __all__ = ["KiB", "MiB", "GiB", "format_bytes", "parameter", "check_disk_space", "check_memory", "check_count",
-           "available_memory", "open_regular", "read_bytes", "read_text"]
+           "available_memory", "file_kind", "open_regular", "read_bytes", "read_text"]
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 
@@ -109,13 +109,29 @@ def check_count(count: float, maximum: float, *, subject: str, unit: str = "item
         raise ResourceLimitError(subject, f"{count:,} {unit}", f"{maximum:,} {unit}", hint)
 
 
+def file_kind(mode: int) -> str:
+    """What an ``st_mode`` is, for messages: ``a regular file``, ``a directory``, ``a FIFO``, ``a device or socket``."""
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    return "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+
+
 def open_regular(path, max_bytes: int | None = None):
     """Open *path* for binary reading only if it is a regular file (at most *max_bytes* long).
 
-    The file is opened non-blocking first, so a FIFO without a writer cannot
-    hang the caller; it, a device or a directory is refused with
+    The type is checked before opening, so a FIFO or a device is never opened,
+    and again on the descriptor (opened non-blocking, so a FIFO swapped in
+    meanwhile cannot hang the caller); anything else is refused with
     :class:`~almatools.errors.InputFileError`.
     """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise InputFileError(path, f"cannot be opened ({exc.strerror})") from None
+    if stat.S_ISDIR(mode):
+        raise InputFileError(path, "is a directory, not a file")
+    if not stat.S_ISREG(mode):
+        raise InputFileError(path, f"is {file_kind(mode)}, not a regular file; refused")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except IsADirectoryError:
@@ -125,9 +141,7 @@ def open_regular(path, max_bytes: int | None = None):
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            kind = "a directory" if stat.S_ISDIR(info.st_mode) else \
-                "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device or socket"
-            raise InputFileError(path, f"is {kind}, not a regular file; refused")
+            raise InputFileError(path, f"is {file_kind(info.st_mode)}, not a regular file; refused")
         if max_bytes is not None and info.st_size > max_bytes:
             raise ResourceLimitError(f"file {os.fspath(path)!r}", f"{format_bytes(info.st_size)} read into memory",
                                      format_bytes(max_bytes))
