@@ -432,7 +432,10 @@ def test_almafetch_batches_share_connections_and_are_refused_over_budget_before_
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     assert ledgermod.read_ledger(tmp_path / "f.ledger")[1] == {}
     with pytest.raises(TaskParameterError, match="applies to batches of almafetch only"):
-        almatools.batch("frameconv", frameconv_rows(1), host_connections=4)
+        almatools.batch("frameconv", frameconv_rows(1), host_connections=4, ledger=tmp_path / "x.ledger")
+    assert not (tmp_path / "x.ledger").exists()  # refused before the ledger is opened
+    with pytest.raises(TaskParameterError, match="not a size"):
+        almatools.batch("almafetch", rows, disk_budget="lots", ledger=tmp_path / "y.ledger")
     assert downloads.parse_size("2GiB", "x") == 2 * 1024 ** 3 and downloads.parse_size("500GB", "x") == 5e11
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from .. import limits, log
 from ..errors import ResourceLimitError, TaskParameterError
 
-__all__ = ["preflight", "parse_size", "FETCH_TASK"]
+__all__ = ["preflight", "check_options", "parse_size", "FETCH_TASK"]
 
 FETCH_TASK = "almafetch"
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?)\s*([kKMGTP]?)(i?)[bB]?\s*$")
@@ -56,15 +56,26 @@ def _filesystem(path: Path) -> tuple[int, Path]:
     return os.stat(p).st_dev, p
 
 
+def check_options(task: str, *, disk_budget=None, host_connections=None) -> None:
+    """Refuse the download options for other tasks, and malformed values, before anything is opened."""
+    if task != FETCH_TASK:
+        for name, value in (("disk_budget", disk_budget), ("host_connections", host_connections)):
+            if value is not None:
+                raise TaskParameterError("batch", name, value, f"applies to batches of {FETCH_TASK} only")
+        return
+    if disk_budget is not None:
+        parse_size(disk_budget, "disk_budget")
+    if host_connections is not None and (isinstance(host_connections, bool) or not isinstance(host_connections, int)
+                                         or host_connections < 1):
+        raise TaskParameterError("batch", "host_connections", host_connections, "must be a whole number >= 1")
+
+
 def preflight(task: str, jobs, backend, *, disk_budget=None, host_connections=None) -> None:
     """Check and share the download budget of an almafetch batch (see the module docstring).
 
     Modifies the jobs' call parameters (``nstreams``), never the parameters that key them in the ledger.
     """
     if task != FETCH_TASK:
-        for name, value in (("disk_budget", disk_budget), ("host_connections", host_connections)):
-            if value is not None:
-                raise TaskParameterError("batch", name, value, f"applies to batches of {FETCH_TASK} only")
         return
     jobs = list(jobs)
     concurrent = min(getattr(backend, "nworkers", None) or _local_workers(len(jobs)), len(jobs))

@@ -145,8 +145,8 @@ def run_jobs(jobs: list[Job], backend, ledger: Ledger | None = None, desc: str =
 
 def _record(ledger: Ledger, job: Job, outcome: dict) -> None:
     from ..cli import reported_failures
-    fields = dict(row=job.row.index, seconds=round(outcome["seconds"], 4), worker=outcome["worker"],
-                  params=job.params)
+    fields = dict(row=job.row.index, seconds=round(outcome["seconds"], 4),
+                  cpu_seconds=round(outcome.get("cpu_seconds", 0.0), 4), worker=outcome["worker"], params=job.params)
     if outcome["ok"]:
         why = reported_failures(outcome["result"])
         if why:  # the task finished but says parts failed (files not fetched …): a rerun should try again
@@ -193,12 +193,13 @@ def batch(task, inputs, *, shared: dict | None = None, engine: str = "local", nw
     if unknown:
         raise TaskParameterError(task.name, unknown[0], shared[unknown[0]],
                                  f"is not a parameter of this task (parameters: {', '.join(task.spec.names)})")
+    from . import downloads
+    downloads.check_options(task.name, disk_budget=disk_budget, host_connections=host_connections)
     jobs = prepare_jobs(task, rows_from(inputs, task), shared)
     ledger_path, table_path = _default_paths(inputs, task.name, ledger, outtable)
     from ..io import check_output_file
     check_output_file(table_path)
 
-    from . import downloads
     with Ledger(ledger_path, task.name) as book:
         skipped = [j for j in jobs if book.is_done(j.key) or (not retry_failed and book.state(j.key) and
                                                                book.state(j.key)["status"] == FAILED)]

@@ -3,7 +3,7 @@
 :func:`invoke` resolves a target ``"module:function"``, calls it with keyword
 arguments and returns an *outcome* — never raises for the call's own errors::
 
-    {"ok": True, "result": {...}, "error": "", "seconds": 1.2, "worker": "node7:4242"}
+    {"ok": True, "result": {...}, "error": "", "seconds": 1.2, "cpu_seconds": 1.1, "worker": "node7:4242"}
 
 A task call is the target ``almatools.batch.worker:call_task``, which runs
 ``almatools.casa_tasks.<task>(**params)`` — the same call a user makes, so
@@ -67,7 +67,7 @@ def invoke(target: str, kwargs: dict, as_json: bool = True) -> dict:
     The result passes through :func:`to_json` unless ``as_json=False`` (partial results such as numpy
     arrays or objects that a task merges itself; they must pickle).
     """
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     try:
         result = resolve_target(target)(**kwargs)
         result = to_json(result) if as_json else result
@@ -75,7 +75,7 @@ def invoke(target: str, kwargs: dict, as_json: bool = True) -> dict:
     except Exception as exc:  # one input's failure is that input's outcome, never the batch's
         result, ok, error = None, False, error_text(exc)
     return {"ok": ok, "result": result, "error": error, "seconds": time.perf_counter() - start,
-            "worker": worker_name()}
+            "cpu_seconds": time.process_time() - cpu, "worker": worker_name()}
 
 
 def encode_payload(target: str, kwargs: dict, as_json: bool = True) -> str:
