@@ -102,6 +102,8 @@ class Plan:
     """What a search asks: ADQL clauses, and the frequency term tested on each row (coverage)."""
     clauses: list[str] = field(default_factory=list)
     coverage: object = None  # a grammar term (GHz) or None
+    position: object = None  # the cones and boxes searched (Cone/Box with Or/Not), for the footprint plot
+    frequency: object = None  # the frequency term (GHz) in either mode, for the spectral plot
 
 
 # ------------------------------------------------------------------------------ Python values → terms
@@ -472,6 +474,7 @@ def plan(p: dict) -> Plan:
         term = _guarded(param, p[param], lambda: parse_position(p["position"], p.get("radius")))
         if term is not None:
             add(position_clause(term))
+            out.position = term
     for f in FIELDS:
         if f.name in p:
             add(_guarded(f.name, p[f.name], lambda: _clause(f, p[f.name])))
@@ -482,6 +485,7 @@ def plan(p: dict) -> Plan:
     if not _is_empty(p.get("frequency")):
         term = _guarded("frequency", p["frequency"], lambda: _number_term(FREQUENCY, p["frequency"]))
         mode = str(p.get("frequency_mode") or "coverage").lower()
+        out.frequency = term
         if term is not None and mode == "central":
             add(adql.term_clause("frequency", term))
         elif term is not None:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from almatools import log
 from almatools.errors import TaskParameterError
-from almatools.io import atomic_path
+from almatools.io import atomic_path, check_output_file
 
-from . import adql, coverage, search
+from . import adql, coverage, pictures, search
 from .service import run_with_failover
 
 TASK = "almaquery"
@@ -36,9 +36,12 @@ def almaquery(source_name="", position="", radius="10arcmin", target_name="", sp
               project_type="", bibcode="", pub_title="", first_author="", authors="", pub_abstract="",
               publication_year="", mous="", gous="", array="", mosaic="any", release_date="", public="any",
               science="science", qa2="any", adql_where="", adql_query="", service="", maxrec=20000, outfile="",
-              outformat="", overwrite=False, plotfile=""):
+              outformat="", overwrite=False, plotfile="", vsys=0.0, z=0.0):
     """Search the ALMA Science Archive; see ``xml/almaquery.xml``."""
     params = dict(locals())
+    redshift = _redshift(vsys, z)
+    if plotfile:
+        plotfiles = _plot_names(plotfile, overwrite)
     custom = isinstance(adql_query, str) and adql_query.strip()
     if custom:
         query, wanted = adql_query.strip(), None
@@ -69,8 +72,11 @@ def almaquery(source_name="", position="", radius="10arcmin", target_name="", sp
                  "narrow the search or raise maxrec")
     if outfile:
         result["outfiles"] = _write_tables(result, outfile, outformat, overwrite)
+    gs = pictures.groups(table) if len(table) else []
+    result["lines"] = pictures.lines_covered(gs, redshift)
     if plotfile:
-        result["plotfile"] = _plot(table, plotfile)
+        result["plotfiles"] = _plot(gs, plotfiles, wanted, vsys, z)
+        result["plotfile"] = result["plotfiles"]["footprints"]
     for name in ("observations", "projects", "publications"):
         if name in result:
             log.info(f"{name}: {len(result[name])} row(s)")
@@ -237,41 +243,39 @@ def footprints(value) -> list[list[tuple[float, float]]]:
     return [list(zip(arr[0::2], arr[1::2]))] if arr.size >= 6 else []
 
 
-def _plot(table, plotfile: str) -> str:
-    """The two panels of the archive page: footprints on the sky and spectral coverage."""
-    # a Figure of its own, not pyplot: the backend of the user's session is left alone
-    from matplotlib import colormaps
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(12, 5))
-    FigureCanvasAgg(fig)
-    sky, spec = fig.subplots(1, 2)
-    projects = sorted(set(str(p) for p in table["proposal_id"])) if "proposal_id" in table.colnames else [""]
-    colours = {p: colormaps["tab10"](i % 10) for i, p in enumerate(projects)}
-    for k, row in enumerate(table):
-        colour = colours.get(str(row["proposal_id"]) if "proposal_id" in table.colnames else "", "C0")
-        for poly in footprints(row["s_region"]) if "s_region" in table.colnames else []:
-            xs, ys = zip(*(poly + poly[:1]))
-            sky.plot(xs, ys, color=colour, lw=1)
-        if "em_min" in table.colnames and not _masked(row["em_min"]):
-            lo, hi = 299792458e-9 / float(row["em_max"]), 299792458e-9 / float(row["em_min"])
-            spec.plot([lo, hi], [k, k], color=colour, lw=4, solid_capstyle="butt")
-    sky.invert_xaxis()  # RA increases to the east (left)
-    sky.set_xlabel("RA (deg)")
-    sky.set_ylabel("Dec (deg)")
-    sky.set_title("footprints")
-    spec.set_xlabel("frequency (GHz)")
-    spec.set_ylabel("row")
-    spec.set_title("spectral coverage")
-    for p, c in colours.items():
-        sky.plot([], [], color=c, label=p)
-    if len(projects) <= 12:
-        sky.legend(fontsize="small")
-    fig.tight_layout()
-    with atomic_path(plotfile) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    log.info(f"plot: {plotfile}")
-    return plotfile
+def _redshift(vsys, z) -> float:
+    """The source's redshift for the line markers: from *z*, or from *vsys* (cz, km/s); not both."""
+    from almatools.lines import redshift
+    if vsys and z:
+        raise TaskParameterError(TASK, "z", z, f"give vsys ({vsys} km/s) or z, not both")
+    if z <= -1:
+        raise TaskParameterError(TASK, "z", z, "must be larger than -1")
+    if abs(vsys) >= 299792.458:
+        raise TaskParameterError(TASK, "vsys", vsys, "must be below the speed of light (299792.458 km/s)")
+    return redshift(vsys, z)
+
+
+def _plot_names(plotfile: str, overwrite: bool) -> dict:
+    """The two PNGs of plotfile: the footprints (plotfile itself) and the spectral coverage next to it."""
+    stem, ext = os.path.splitext(plotfile)
+    if ext.lower() not in ("", ".png"):
+        raise TaskParameterError(TASK, "plotfile", plotfile, "is written as PNG: name it *.png")
+    names = {"footprints": stem + ".png", "spectra": stem + ".spectra.png"}
+    for path in names.values():
+        check_output_file(path)
+        if os.path.exists(path) and not overwrite:
+            raise TaskParameterError(TASK, "plotfile", path, "exists (set overwrite=True to replace it)")
+    return names
+
+
+def _plot(gs, names: dict, wanted, vsys: float, z: float) -> dict:
+    """The two pictures of the archive page: footprints on the sky and spectral coverage."""
+    position = wanted.position if wanted is not None else None
+    frequency = wanted.frequency if wanted is not None else None
+    pictures.plot_footprints(gs, names["footprints"], position)
+    pictures.plot_spectra(gs, names["spectra"], frequency, vsys=vsys, z=z)
+    log.info(f"plots: {names['footprints']} (footprints), {names['spectra']} (spectral coverage)")
+    return names
 
 
 def _masked(v) -> bool:

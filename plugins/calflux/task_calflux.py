@@ -50,7 +50,7 @@ def calflux(mode="estimate", source=None, freq=None, date=None, path="", method=
     if plotfile:
         from .plot import plot_sources
         result["plotfile"] = plot_sources(plotfile, ctx.history, result.get("estimates", []), result.get("rows"),
-                                          title=f"calflux {mode}: {Path(result.get('path', '')).name}".strip(": "))
+                                          title=_plot_title(mode, result))
         log.info(f"plot written to {plotfile}")
     if savecatalogue:
         if ctx.history is None:
@@ -64,6 +64,14 @@ def calflux(mode="estimate", source=None, freq=None, date=None, path="", method=
 
 
 # ---------------------------------------------------------------------------------------- common
+def _plot_title(mode: str, result: dict) -> str:
+    """What the picture shows, in words."""
+    if mode == "mous":
+        return (f"Calibrator flux densities of {Path(result.get('path', '')).name}: the delivery's values against "
+                "the ALMA Calibrator Source Catalogue")
+    return "Calibrator flux densities from the ALMA Calibrator Source Catalogue: history and spectrum at the date"
+
+
 def _check_outputs(overwrite: bool, **paths) -> None:
     for param, value in paths.items():
         if value and Path(value).exists() and not overwrite:

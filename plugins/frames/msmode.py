@@ -136,30 +136,28 @@ def write_track_table(tracks, path: str, overwrite: bool = False, vis: str = "")
 
 def plot_tracks(tracks, path: str, title: str = "", overwrite: bool = False) -> str:
     """PNG: each spw's centre-channel frequency in the frame versus time (offset from its first value),
-    with the drift in channels on the right axis."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(8, 4.5), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    t0 = tracks[0].times[0]
-    for t in tracks:
-        mid = t.spw.nchan // 2
-        hours = (t.times - t0) / 3600.0
-        shift_khz = (t.freqs[:, mid] - t.freqs[0, mid]) / 1e3
-        ax.plot(hours, shift_khz, marker=".", ms=3,
-                label=f"spw {t.spw.id} ch {mid} ({t.spw.chan_freq[mid] / 1e9:.4f} GHz {t.spw.frame}); "
-                      f"drift {t.drift_channels.max():.3f} ch")
-    ax.set_xlabel(f"hours since {mjd_seconds_to_iso(t0)[0]} UTC")
-    ax.set_ylabel(f"{tracks[0].frame} frequency − first value (kHz)")
-    ax.axhline(0, color="0.7", lw=0.5)
-    ax.legend(fontsize=7, loc="best")
-    ax.set_title(title or f"{tracks[0].frame} frequency drift, field {tracks[0].field.name}", fontsize=9)
-    fig.tight_layout()
+    with the largest drift in channels in the legend."""
+    from almatools import plotting
     _refuse_existing(path, overwrite)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+    with plotting.style():
+        fig = plotting.figure(8, 4.8)
+        ax = fig.add_subplot(1, 1, 1)
+        t0 = tracks[0].times[0]
+        for k, t in enumerate(tracks):
+            mid = t.spw.nchan // 2
+            hours = (t.times - t0) / 3600.0
+            shift_khz = (t.freqs[:, mid] - t.freqs[0, mid]) / 1e3
+            style = plotting.series(k, marker=True)
+            ax.plot(hours, shift_khz, ms=3, color=style["color"], linestyle=style["linestyle"], marker=style["marker"],
+                    label=f"spw {t.spw.id}, channel {mid} ({t.spw.chan_freq[mid] / 1e9:.4f} GHz {t.spw.frame}): "
+                          f"drift {t.drift_channels.max():.3f} channels")
+        ax.set_xlabel(f"hours since {mjd_seconds_to_iso(t0)[0]} UTC")
+        ax.set_ylabel(f"{tracks[0].frame} frequency − first value (kHz)")
+        ax.axhline(0, color=plotting.NEUTRAL["light"], lw=0.6)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), borderaxespad=0.0, ncols=1, fontsize=7)
+        ax.set_title(title or f"{tracks[0].frame} frequency drift of each spw's centre channel, "
+                              f"field {tracks[0].field.name}")
+        plotting.save(fig, path)
     return path
 
 

@@ -11,7 +11,6 @@ from almatools import log
 from almatools.batch import mms
 from almatools.errors import TaskParameterError
 from almatools.freshness import result_entry as casa_data_entry
-from almatools.io import atomic_path
 
 from . import fix as fixes
 from .provenance import provenance
@@ -177,28 +176,32 @@ def _log_report(result: dict) -> None:
 
 
 def _plot(groups, plotfile: str, reference: float, tolerance: float) -> str:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(8, 4.5))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    labels = [f"{Path(g.vis).name[:18]}\nspw {g.spw} {g.field[:10]}" for g in groups]
-    y = np.array([g.ratio / reference for g in groups])
-    err = np.array([g.spread * g.ratio / reference if np.isfinite(g.spread) else 0 for g in groups])
-    vis_names = sorted({g.vis for g in groups})
-    colours = [f"C{vis_names.index(g.vis) % 10}" for g in groups]
-    x = np.arange(len(groups))
-    ax.errorbar(x, y, yerr=err, fmt="none", ecolor="0.5")
-    ax.scatter(x, y, c=colours, zorder=3)
-    ax.axhspan(1 - tolerance, 1 + tolerance, color="0.9", zorder=0, label=f"±{tolerance:.0%}")
-    ax.set_yscale("log")
-    ax.set_xticks(x, labels, fontsize=6, rotation=60, ha="right")
-    ax.set_ylabel("weight x variance / reference")
-    ax.set_title("wtcheck: weight consistency per MS and spw")
-    ax.legend(loc="best", fontsize=7)
-    fig.tight_layout()
-    with atomic_path(plotfile) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+    """PNG: weight × variance of each MS/spw/field relative to the reference, one colour per MS."""
+    from almatools import plotting
+    with plotting.style():
+        fig = plotting.figure(8, 4.8)
+        ax = fig.add_subplot()
+        labels = [f"spw {g.spw}\n{g.field[:10]}" for g in groups]
+        y = np.array([g.ratio / reference for g in groups])
+        err = np.array([g.spread * g.ratio / reference if np.isfinite(g.spread) else 0 for g in groups])
+        vis_names = list(dict.fromkeys(g.vis for g in groups))
+        x = np.arange(len(groups))
+        ax.axhspan(1 - tolerance, 1 + tolerance, color=plotting.NEUTRAL["shade"], zorder=0,
+                   label=f"agreement within ±{tolerance:.0%}")
+        ax.axhline(1.0, color=plotting.NEUTRAL["mid"], lw=0.8, zorder=1)
+        for k, v in enumerate(vis_names):
+            mine = [i for i, g in enumerate(groups) if g.vis == v]
+            style = plotting.series(k, marker=True)
+            ax.errorbar(x[mine], y[mine], yerr=err[mine], fmt=style["marker"], color=style["color"], ms=6,
+                        ecolor=plotting.NEUTRAL["mid"], capsize=2, zorder=3, label=Path(v).name)
+        ax.set_yscale("log")
+        ax.set_xticks(x, labels, fontsize=7)
+        ax.set_xlim(-0.6, len(groups) - 0.4)
+        ax.set_xlabel("spectral window and field")
+        ax.set_ylabel("weight × variance / reference (1 = consistent)")
+        ax.set_title("wtcheck: are the visibility weights on one scale?")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, title="MS")
+        plotting.save(fig, plotfile)
     log.info(f"plot: {plotfile}")
     return plotfile
 

@@ -14,7 +14,8 @@ their channel spacings, placed in the sidebands of each band's IF range (Bands 1
 proprietary data; calibrator-only rows; projects with and without publications.  The
 generator is seeded, so every run publishes the same rows; next to it stand the hand-written
 Member OUS the other archive tests and the demo rely on (the embedded example, astroquery's
-recorded M83 row, a 7 m Orion project, a proprietary project, the recorded DataLink MOUS).
+recorded M83 row, M83's CO(2-1) 12 m and 7 m mosaics, a 7 m Orion project, a proprietary project, the
+recorded DataLink MOUS).
 """
 
 from __future__ import annotations
@@ -519,7 +520,35 @@ def _recorded_m83() -> dict:
                 layout="legacy", rows=[row])
 
 
+def _m83_band6() -> list[dict]:
+    """M83 in CO(2-1): a 12 m and a 7 m mosaic of one Group OUS (the user guide's 230-232 GHz search).
+
+    M83's systemic velocity, cz = 513 km/s, puts CO(2-1) at 230.14 GHz; the set-ups place it
+    in a 1.875 GHz window of the lower sideband, with 13CO/C18O and continuum windows beside it.
+    """
+    rng = random.Random(83)
+    project, sgous, gous = "2018.1.01083.S", "uid://A001/X1383/X1", "uid://A001/X1383/X2"
+    common = dict(pi="Matsushita, Satoki", title="Molecular gas across the disk of M83 in CO(2-1)",
+                  coi="Koda, Jin; Hirota, Akihiko", abstract="A 12 m + 7 m mosaic of M83's bar and inner arms in "
+                  "CO(2-1), 13CO(2-1) and C18O(2-1).", keyword="Giant Molecular Clouds (GMC) properties",
+                  category="Local Universe", public=True, release="2020-09-01T00:00:00.000")
+    out = []
+    for k, (array, ants) in enumerate((("12m", "12m"), ("7m", "7m"))):
+        mous, eb = f"uid://A001/X1383/X{3 + k:x}", f"uid://A002/Xd83{k}00/X{0x1a2 + k:x}"
+        info = dict(member_ous_uid=mous, cycle_year=2018, antennas=_pads(rng, ants),
+                    common=_common(project, gous, mous, eb, sb=f"M83_a_06_{'TM1' if k == 0 else '7M'}", **common))
+        windows = [SpectralWindow(17, 219.0300, 219.2644, 122.07, 4.0, 12.1),
+                   SpectralWindow(19, 219.8410, 220.0754, 122.07, 4.2, 12.6),
+                   SpectralWindow(21, 229.0400, 230.9150, 488.28, 2.9, 4.4),
+                   SpectralWindow(23, 231.9200, 233.7950, 976.56, 2.1, 2.3)]
+        out.append(dict(project=project, sgous=sgous, gous=gous, mous=mous, ebs=[eb],
+                        release=common["release"],
+                        rows=_rows(info, [("M83", 204.2537, -29.8657)], windows, band=6, array=array, rng=rng,
+                                   mosaic=True)))
+    return out
+
+
 def member_ouses() -> list[dict]:
     """Every Member OUS the emulator publishes, as keyword arguments of ``catalog.Mous``."""
     hand = _hand_written()
-    return hand[:1] + [_recorded_m83()] + hand[1:] + _generated()
+    return hand[:1] + [_recorded_m83()] + hand[1:] + _m83_band6() + _generated()
