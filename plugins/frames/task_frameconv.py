@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from almatools import log
@@ -10,11 +12,13 @@ from almatools.errors import TaskParameterError
 from . import convert as cv
 from .chansel import channels_to_ranges, range_to_channels
 from .contdat import ContDat, ContDatError, ContField, ContRange, ContSpw, read_contdat, write_contdat
-from .selection import check_fitspec_dict, check_selection, format_channel_ranges, parse_selection
+from .selection import casa_ms_select, check_fitspec_dict, check_selection, format_channel_ranges, parse_selection
 
 __all__ = ["frameconv"]
 
 TASK = "frameconv"
+MAX_OUTPUT_VALUES = 1_000_000  #: values x times in one call (each becomes several numbers in the result)
+MAX_CONTDAT_RANGES = 20_000  #: ranges converted from one cont.dat (real files hold tens to hundreds)
 
 
 def frameconv(mode="values", values=None, unit="GHz", inframe="TOPO", doppler="RADIO", restfreq="", outunit="",
@@ -28,15 +32,23 @@ def frameconv(mode="values", values=None, unit="GHz", inframe="TOPO", doppler="R
     """
     vis = [v for v in (vis or []) if v]
     inframe, outframe, doppler = str(inframe).upper(), str(outframe).upper(), str(doppler).upper()
+    if not math.isfinite(freqstep):
+        raise TaskParameterError(TASK, "freqstep", freqstep, "must be a finite number of Hz")
+    if ntimes > cv.MAX_NTIMES:
+        raise TaskParameterError(TASK, "ntimes", ntimes, f"must be at most {cv.MAX_NTIMES:,} (one measures call "
+                                 "per time; the frame shift is smooth in time)")
     if mode == "values":
         return _values(values or [], unit, inframe, outframe, doppler, restfreq, outunit, epoch, ntimes,
                        direction, observatory, sysvel)
-    if mode == "ms":
-        return _ms(_one_vis(vis), field, spw, outframe, outfile, plotfile, overwrite)
-    if mode == "contdat":
-        return _contdat(contfile, vis, partial, freqstep, fitorder)
-    if mode == "tocontdat":
-        return _tocontdat(_one_vis(vis), field, fitspec, outframe, outfile, overwrite)
+    try:
+        if mode == "ms":
+            return _ms(_one_vis(vis), field, spw, outframe, outfile, plotfile, overwrite)
+        if mode == "contdat":
+            return _contdat(contfile, vis, partial, freqstep, fitorder)
+        if mode == "tocontdat":
+            return _tocontdat(_one_vis(vis), field, fitspec, outframe, outfile, overwrite)
+    except cv.FrameError as exc:  # e.g. a spw whose MEAS_FREQ_REF is Undefined
+        raise TaskParameterError(TASK, "vis", vis, f"cannot be converted: {exc}") from None
     if mode == "selection":
         return _selection(fitspec, vis)
     raise TaskParameterError(TASK, "mode", mode, "must be one of values, ms, contdat, tocontdat, selection")
@@ -76,6 +88,13 @@ def _values(values, unit, inframe, outframe, doppler, restfreq, outunit, epoch, 
         raise TaskParameterError(TASK, "outunit", outunit, str(exc)) from None
     if not len(values):
         raise TaskParameterError(TASK, "values", values, "must hold at least one value")
+    if not all(math.isfinite(v) for v in values):
+        raise TaskParameterError(TASK, "values", values, "must all be finite numbers")
+    if kind == "frequency" and min(values) <= 0:
+        raise TaskParameterError(TASK, "values", values, "must be positive frequencies")
+    if len(values) * (ntimes if "~" in str(epoch) else 1) > MAX_OUTPUT_VALUES:
+        raise TaskParameterError(TASK, "values", f"{len(values)} values x {ntimes} times",
+                                 f"must give at most {MAX_OUTPUT_VALUES:,} results in one call")
     f0 = None
     if kind != "frequency" or outkind != "frequency":
         if not restfreq:
@@ -216,7 +235,11 @@ def _contdat(contfile, vis, partial, freqstep, fitorder):
     except ContDatError:  # names the file and line: the user's own error, passed on as it is
         raise
     except OSError as exc:
-        raise TaskParameterError(TASK, "contfile", contfile, f"must be readable ({exc})") from None
+        raise TaskParameterError(TASK, "contfile", contfile, f"must be a readable regular file ({exc})") from None
+    nranges = sum(len(s.ranges) for f in cd.fields for s in f.spws)
+    if nranges * max(1, len(vis)) > MAX_CONTDAT_RANGES:
+        raise TaskParameterError(TASK, "contfile", contfile, f"holds {nranges:,} ranges to convert for {len(vis)} MS(s); "
+                                 f"at most {MAX_CONTDAT_RANGES:,} (ranges x MSs) are converted in one call")
     result = {"mode": "contdat", "contfile": contfile, "version": cd.version, "partial": partial,
               "contdat": cd.to_dict(), "ms": {}, "missing": []}
     if not vis:
@@ -345,7 +368,7 @@ def _tocontdat(vis, field, fitspec, outframe, outfile, overwrite):
     if not isinstance(fitspec, str) or not fitspec.strip():
         raise TaskParameterError(TASK, "fitspec", fitspec, "must be a channel selection string such as '0:10~50;90~120'")
     info = _info(vis)
-    rep = check_selection(fitspec, info, _ms_select(vis))
+    rep = check_selection(fitspec, info, casa_ms_select(vis))
     if rep.problems:
         raise TaskParameterError(TASK, "fitspec", fitspec, "cannot be right: " + "; ".join(rep.problems))
     cd = ContDat(version=3)
@@ -382,21 +405,6 @@ def _tocontdat(vis, field, fitspec, outframe, outfile, overwrite):
     return result
 
 
-def _ms_select(vis):
-    def run(text):
-        from almatools.casaenv import casatools
-        ms = casatools().ms()
-        try:
-            ms.open(vis)
-            if not ms.msselect({"spw": text}):
-                return []
-            return np.asarray(ms.msselectedindices()["channel"]).tolist()
-        finally:
-            ms.close()
-            ms.done()
-    return run
-
-
 # --------------------------------------------------------------------------- selection check
 
 def _selection(fitspec, vis):
@@ -407,7 +415,7 @@ def _selection(fitspec, vis):
             raise TaskParameterError(TASK, "fitspec", fitspec, "cannot be right: " + "; ".join(problems))
         log.info("fitspec dictionary: fine")
         return {"mode": "selection", "selection": fitspec, "ok": True, "problems": [], "warnings": []}
-    rep = check_selection(fitspec, info, _ms_select(vis[0]) if vis else None)
+    rep = check_selection(fitspec, info, casa_ms_select(vis[0]) if vis else None)
     if rep.problems:
         raise TaskParameterError(TASK, "fitspec", fitspec, "cannot be right: " + "; ".join(rep.problems))
     for w in rep.warnings:
