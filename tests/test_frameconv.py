@@ -837,3 +837,27 @@ def test_drift_memory_is_linear_in_times_plus_channels():
     np.testing.assert_array_equal(np.array(s["freq_min_hz"])[::1000], np.minimum(full.min(axis=0),
                                                                                    spw.chan_freq[::1000] * factors.min()))
     assert s["drift_hz_max"] == pytest.approx(spw.chan_freq[-1] * (factors.max() - factors.min()), rel=1e-9)
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+_SEL_PIECES = ["0", "1", "2", "127", "128", "63", "64", "99999", "~", ":", ";", ",", "^", "3", "*", "<", ">", " ",
+               BB1, "229.948", "229.958", "GHz", "MHz", ".", "-", "e9", "<chans>", "nan", "1e400", "é"]
+
+
+@pytest.mark.fuzz
+@given(st.one_of(st.lists(st.sampled_from(_SEL_PIECES), min_size=1, max_size=25).map("".join), st.text(max_size=60)))
+def test_spw_selections_against_a_real_ms_give_masks_or_documented_errors(mss, text):
+    """What wtcheck's spw= does with any string, CASA's MSSelection included: channel masks inside the MS's
+    spws, or a TaskParameterError naming 'spw' — nothing else, however hostile the string."""
+    from almatools.plugins.weights.task_wtcheck import _channel_selection
+    vis = str(mss[0])
+    try:
+        masks = _channel_selection(vis, text)
+    except TaskParameterError as exc:
+        assert exc.param == "spw" and vis in str(exc)
+        return
+    if masks is None:
+        assert not text.strip()
+        return
+    assert set(masks) <= {0, 1} and all(m.shape == ((128,) if s == 0 else (64,)) for s, m in masks.items())
