@@ -441,3 +441,30 @@ def test_deviations_that_are_not_significant_are_uncertain_not_inconsistent(tmp_
     assert "standard errors beyond the tolerance" in u["why"]
     assert r["consistent"] is None and r["offenders"] == [] and r["verdict"].startswith("undecided")
     assert r["commands"] == [] and r["remedy"] == ""  # no fix offered on evidence this thin
+
+
+def test_weights_saved_by_earlier_versions_are_restored(pair, tmp_path):
+    """Earlier versions kept the originals as WTCHECK_ORIG_* columns of the main table: restore still reads them."""
+    _, modern, _ = pair
+    v = copy(modern, tmp_path / "legacy.ms")
+    original = columns(v)
+    tb = casatools().table()
+    try:  # what wtcheck(fix=True) of earlier versions left: a copy column, then changed weights
+        tb.open(v, nomodify=False)
+        for col in ("WEIGHT", "SIGMA"):
+            desc = tb.getcoldesc(col)
+            desc.pop("dataManagerGroup", None)
+            desc["dataManagerType"] = "StandardStMan"
+            tb.addcols({f"WTCHECK_ORIG_{col}": desc})
+            tb.putcol(f"WTCHECK_ORIG_{col}", tb.getcol(col))
+        tb.putcol("WEIGHT", tb.getcol("WEIGHT") * 3.0)
+    finally:
+        tb.done()
+    with pytest.raises(TaskParameterError, match="already holds original weights"):
+        wtcheck(vis=[v], fix=True)
+    assert sorted(wtcheck(vis=[v], restore=True)["restored"][v]) == ["SIGMA", "WEIGHT"]
+    back = columns(v, ("WEIGHT", "SIGMA", "WTCHECK_ORIG_WEIGHT"))
+    assert set(back) == {"WEIGHT", "SIGMA"} and all(np.array_equal(back[c], original[c]) for c in back)
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(TaskParameterError, match="parameter 'tolerance'"):
+            wtcheck(vis=[v], tolerance=bad)
