@@ -468,3 +468,18 @@ def test_weights_saved_by_earlier_versions_are_restored(pair, tmp_path):
     for bad in (float("nan"), float("inf")):
         with pytest.raises(TaskParameterError, match="parameter 'tolerance'"):
             wtcheck(vis=[v], tolerance=bad)
+
+
+def test_an_ms_without_rows_is_reported_not_crashed_on(pair, tmp_path):
+    _, modern, _ = pair
+    v = str(tmp_path / "empty.ms")
+    tb = casatools().table()
+    try:  # the MS's structure, subtables included, without a row of data
+        tb.open(modern)
+        tb.copy(v, deep=True, norows=True)
+    finally:
+        tb.done()
+    r = wtcheck(vis=[v])
+    assert r["groups"] == [] and r["consistent"] is None and r["verdict"].startswith("no group could be measured")
+    assert wtcheck(vis=[v], fix=True)["fix"][v]["saved"] == ["WEIGHT", "SIGMA"]  # nothing to scale, nothing lost
+    wtcheck(vis=[v], restore=True)

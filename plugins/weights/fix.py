@@ -105,7 +105,7 @@ def clean_leftovers(vis: str) -> list[str]:
 def _columns(tb, with_flag: bool) -> list[str]:
     names = tb.colnames()
     cols = ["WEIGHT", "SIGMA"] + [c for c in ("WEIGHT_SPECTRUM", "SIGMA_SPECTRUM") if c in names
-                                  and tb.iscelldefined(c, 0)]
+                                  and tb.nrows() > 0 and tb.iscelldefined(c, 0)]
     return cols + (["FLAG"] if with_flag else [])
 
 
@@ -115,7 +115,7 @@ def check_space(ct, vis: str, with_flag: bool) -> int:
     try:
         tb.open(vis)
         need = 0
-        for col in _columns(tb, with_flag):
+        for col in _columns(tb, with_flag) if tb.nrows() else []:
             cell = tb.getcell(col, 0)
             # FLAG is stored as bits; the others as floats; every row has the first row's shape or one like it
             per_cell = (np.asarray(cell).size + 7) // 8 if col == "FLAG" else np.asarray(cell).nbytes

@@ -330,7 +330,8 @@ def measure(ct, vis: str, column: str, channels: dict[int, np.ndarray] | None, f
     out = []
     try:
         tb.open(vis)
-        has_spectrum = "WEIGHT_SPECTRUM" in tb.colnames() and tb.iscelldefined("WEIGHT_SPECTRUM", 0)
+        has_spectrum = ("WEIGHT_SPECTRUM" in tb.colnames() and tb.nrows() > 0
+                        and tb.iscelldefined("WEIGHT_SPECTRUM", 0))
         weight_col = "WEIGHT_SPECTRUM" if has_spectrum else "WEIGHT"
         ddid, field_id = tb.getcol("DATA_DESC_ID"), tb.getcol("FIELD_ID")
         scan = tb.getcol("SCAN_NUMBER") if perscan else np.zeros_like(ddid)
