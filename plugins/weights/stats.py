@@ -511,8 +511,8 @@ def _measure_group(sub, g: GroupStats, column: str, selected: np.ndarray | None,
     for name in ("first", "second"):
         s = g.slope.get(name, {})
         if s.get("significant"):
-            notes.append(f"{name} differences read {s['excess']:+.1%} (a continuum slope or curvature, or noise "
-                         "correlated between adjacent channels): third differences cancel it")
+            notes.append(f"{name} differences read {s['excess']:+.1%} (a continuum slope or curvature, a broad line's "
+                         "flanks, or noise correlated between adjacent channels): third differences cancel it")
     if g.slope.get("second", {}).get("excess", 0) > 0.3:
         notes.append("structure strong even in second differences: the ratio may still be biased")
         g.reliable = False
