@@ -227,28 +227,33 @@ def test_contdat_reader_raises_only_its_own_error(text):
     assert parse_contdat(format_contdat(cd)).to_dict().keys() == cd.to_dict().keys()
 
 
-def test_contdat_reader_refuses_fifos_directories_and_huge_files(tmp_path):
+def test_contdat_reader_refuses_fifos_directories_huge_and_binary_files(tmp_path):
     import os
     import threading
+    from almatools.errors import InputFileError, ResourceLimitError
     fifo = tmp_path / "cont.dat"
     os.mkfifo(fifo)
     done = threading.Event()
 
     def read():
-        with pytest.raises(OSError, match="not a regular file"):
+        with pytest.raises(InputFileError, match="is a FIFO, not a regular file"):
             read_contdat(str(fifo))
         done.set()
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     reader.join(5)
     assert done.is_set()  # refused at once, not blocked waiting for a writer
-    with pytest.raises(IsADirectoryError, match="not a regular file"):
+    with pytest.raises(InputFileError, match="is a directory"):
         read_contdat(str(tmp_path))
     big = tmp_path / "big.dat"
     with open(big, "wb") as fh:  # sparse: the size is checked before anything is read
         fh.truncate(MAX_CONTDAT_BYTES + 1)
-    with pytest.raises(OSError, match=f"{MAX_CONTDAT_BYTES:,} bytes"):
+    with pytest.raises(ResourceLimitError, match="the bound is 16.0 MiB"):
         read_contdat(str(big))
+    binary = tmp_path / "bin.dat"
+    binary.write_bytes(b"Field: X\nSpectralWindow: 1\n229.9\xff~230GHz LSRK\n")
+    with pytest.raises(InputFileError, match="line 3: is not utf-8 text|: line 3: "):
+        read_contdat(str(binary))
 
 
 _SEL_TOKENS = ["0", "1", "25", "3821", "2839", "9999", "10000", "59999999", "99999999999", "~", ":", ";", ",", "^",

@@ -17,8 +17,9 @@ names are known) exactly as the pipeline does (``%.10f~%.10fGHz LSRK``).
 
 The reader takes linear time (fields and spws are found through dictionaries,
 and every pattern matches each character one way only), reads regular files
-only (a FIFO or a device named cont.dat would block or never end) and refuses
-files larger than :data:`MAX_CONTDAT_BYTES` before reading them.
+only (a FIFO or a device named cont.dat would block or never end; through
+:func:`almatools.limits.read_text`) and refuses files larger than
+:data:`MAX_CONTDAT_BYTES` before reading them.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from __future__ import annotations
 import math
 import os
 import re
-import stat
 from dataclasses import dataclass, field
 
+from almatools import limits
 from almatools.errors import AlmatoolsError
 from almatools.io import atomic_write
 
@@ -229,31 +230,12 @@ def _parse_ranges(line: str, raw: str, path: str, lineno: int) -> list[ContRange
 
 
 def read_contdat(path: str) -> ContDat:
-    """Read a cont.dat file: a regular file of at most :data:`MAX_CONTDAT_BYTES`."""
-    return parse_contdat(read_regular_text(path, MAX_CONTDAT_BYTES, "cont.dat"), path=str(path))
+    """Read a cont.dat file: a regular file (never a FIFO or device) of at most :data:`MAX_CONTDAT_BYTES`.
 
-
-def read_regular_text(path, max_bytes: int, what: str) -> str:
-    """The text of *path* if it is a regular file of at most *max_bytes* (UTF-8, undecodable bytes replaced).
-
-    Opened without blocking and checked on the open descriptor, so a FIFO or device put in its
-    place cannot hang the reader.  Raises :class:`OSError` subclasses naming the file and the rule.
+    Raises :class:`~almatools.errors.InputFileError` or :class:`~almatools.errors.ResourceLimitError`
+    naming the file when it is not one, and :class:`ContDatError` for a line that cannot be read.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise IsADirectoryError(f"{path} is not a regular file (a {what} must be one)") \
-                if stat.S_ISDIR(st.st_mode) else OSError(f"{path} is not a regular file (a {what} must be one)")
-        if st.st_size > max_bytes:
-            raise OSError(f"{path} is {st.st_size:,} bytes; a {what} of more than {max_bytes:,} bytes is refused")
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            data = fh.read(max_bytes + 1)
-    finally:
-        os.close(fd)
-    if len(data) > max_bytes:  # grew while being read
-        raise OSError(f"{path} is more than {max_bytes:,} bytes; a {what} of that size is refused")
-    return data.decode("utf-8", errors="replace")
+    return parse_contdat(limits.read_text(path, MAX_CONTDAT_BYTES), path=str(path))
 
 
 def format_contdat(cd: ContDat) -> str:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from almatools import log
-from almatools.errors import TaskParameterError
+from almatools import limits, log
+from almatools.errors import InputFileError, ResourceLimitError, TaskParameterError
+from almatools.freshness import result_entry as casa_data_entry
 
 from . import convert as cv
 from .chansel import channels_to_ranges, range_to_channels
@@ -32,26 +31,32 @@ def frameconv(mode="values", values=None, unit="GHz", inframe="TOPO", doppler="R
     """
     vis = [v for v in (vis or []) if v]
     inframe, outframe, doppler = str(inframe).upper(), str(outframe).upper(), str(doppler).upper()
-    if not math.isfinite(freqstep):
-        raise TaskParameterError(TASK, "freqstep", freqstep, "must be a finite number of Hz")
     if ntimes > cv.MAX_NTIMES:
         raise TaskParameterError(TASK, "ntimes", ntimes, f"must be at most {cv.MAX_NTIMES:,} (one measures call "
                                  "per time; the frame shift is smooth in time)")
     if mode == "values":
-        return _values(values or [], unit, inframe, outframe, doppler, restfreq, outunit, epoch, ntimes,
-                       direction, observatory, sysvel)
-    try:
-        if mode == "ms":
-            return _ms(_one_vis(vis), field, spw, outframe, outfile, plotfile, overwrite)
-        if mode == "contdat":
-            return _contdat(contfile, vis, partial, freqstep, fitorder)
-        if mode == "tocontdat":
-            return _tocontdat(_one_vis(vis), field, fitspec, outframe, outfile, overwrite)
-    except cv.FrameError as exc:  # e.g. a spw whose MEAS_FREQ_REF is Undefined
-        raise TaskParameterError(TASK, "vis", vis, f"cannot be converted: {exc}") from None
-    if mode == "selection":
-        return _selection(fitspec, vis)
-    raise TaskParameterError(TASK, "mode", mode, "must be one of values, ms, contdat, tocontdat, selection")
+        result = _values(values or [], unit, inframe, outframe, doppler, restfreq, outunit, epoch, ntimes,
+                         direction, observatory, sysvel)
+    elif mode == "selection":
+        result = _selection(fitspec, vis)
+    elif mode in ("ms", "contdat", "tocontdat"):
+        try:
+            if mode == "ms":
+                result = _ms(_one_vis(vis), field, spw, outframe, outfile, plotfile, overwrite)
+            elif mode == "contdat":
+                result = _contdat(contfile, vis, partial, freqstep, fitorder)
+            else:
+                result = _tocontdat(_one_vis(vis), field, fitspec, outframe, outfile, overwrite)
+        except cv.FrameError as exc:  # e.g. a spw whose MEAS_FREQ_REF is Undefined
+            raise TaskParameterError(TASK, "vis", vis, f"cannot be converted: {exc}") from None
+    else:
+        raise TaskParameterError(TASK, "mode", mode, "must be one of values, ms, contdat, tocontdat, selection")
+    times = result.get("times", [])
+    result["casa_data"] = casa_data_entry(
+        vis=vis, epochs=[f"{times[0]}~{times[-1]}"] if times else [], freqs_hz=result.get("input_frequency_hz", []),
+        directions=[direction] if direction else [],
+        depends="nothing in this mode" if mode == "selection" else "frequencies converted to or from TOPO")
+    return result
 
 
 def _one_vis(vis):
@@ -88,13 +93,10 @@ def _values(values, unit, inframe, outframe, doppler, restfreq, outunit, epoch, 
         raise TaskParameterError(TASK, "outunit", outunit, str(exc)) from None
     if not len(values):
         raise TaskParameterError(TASK, "values", values, "must hold at least one value")
-    if not all(math.isfinite(v) for v in values):
-        raise TaskParameterError(TASK, "values", values, "must all be finite numbers")
     if kind == "frequency" and min(values) <= 0:
         raise TaskParameterError(TASK, "values", values, "must be positive frequencies")
-    if len(values) * (ntimes if "~" in str(epoch) else 1) > MAX_OUTPUT_VALUES:
-        raise TaskParameterError(TASK, "values", f"{len(values)} values x {ntimes} times",
-                                 f"must give at most {MAX_OUTPUT_VALUES:,} results in one call")
+    limits.check_count(len(values) * (ntimes if "~" in str(epoch) else 1), MAX_OUTPUT_VALUES,
+                       subject=limits.parameter("values"), unit="values x times")
     f0 = None
     if kind != "frequency" or outkind != "frequency":
         if not restfreq:
@@ -234,12 +236,11 @@ def _contdat(contfile, vis, partial, freqstep, fitorder):
         cd = read_contdat(contfile)
     except ContDatError:  # names the file and line: the user's own error, passed on as it is
         raise
-    except OSError as exc:
-        raise TaskParameterError(TASK, "contfile", contfile, f"must be a readable regular file ({exc})") from None
+    except (InputFileError, ResourceLimitError) as exc:  # not a regular file, too large, not text
+        raise TaskParameterError(TASK, "contfile", contfile, f"must be a readable cont.dat ({exc})") from None
     nranges = sum(len(s.ranges) for f in cd.fields for s in f.spws)
-    if nranges * max(1, len(vis)) > MAX_CONTDAT_RANGES:
-        raise TaskParameterError(TASK, "contfile", contfile, f"holds {nranges:,} ranges to convert for {len(vis)} MS(s); "
-                                 f"at most {MAX_CONTDAT_RANGES:,} (ranges x MSs) are converted in one call")
+    limits.check_count(nranges * max(1, len(vis)), MAX_CONTDAT_RANGES, subject=limits.parameter("contfile"),
+                       unit="ranges x MSs", hint="each range is converted once per MS")
     result = {"mode": "contdat", "contfile": contfile, "version": cd.version, "partial": partial,
               "contdat": cd.to_dict(), "ms": {}, "missing": []}
     if not vis:

@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 
+from almatools import limits
 from almatools.errors import TaskParameterError
 
 from .stats import spw_layout
@@ -36,7 +37,7 @@ LEGACY_PREFIX = "WTCHECK_ORIG_"
 _INCOMPLETE, _RESTORED = ".incomplete", ".restored"
 _INFO = "wtcheck.json"
 ROWS_PER_CHUNK = 20000
-SPACE_MARGIN = 1.1  # the backup table's own overhead, and room for the rest of the disk's users
+SPACE_MARGIN = 1.1  # the backup table's own overhead (limits keeps a reserve for the disk's other users)
 _ADDED_BY_FIXES = ("WEIGHT_SPECTRUM", "SIGMA_SPECTRUM")  # columns statwt may create; removed again on restore
 
 
@@ -123,11 +124,7 @@ def check_space(ct, vis: str, with_flag: bool) -> int:
     finally:
         tb.done()
     need = int(need * SPACE_MARGIN)
-    free = shutil.disk_usage(vis).free
-    if need > free:
-        raise TaskParameterError("wtcheck", "fix", True, f"needs about {need / 1e9:.2f} GB for the original weights "
-                                 f"of {vis} but its disk has {free / 1e9:.2f} GB free: free space or copy the MS "
-                                 "elsewhere first")
+    limits.check_disk_space(vis, need, subject=limits.parameter("fix"))
     return need
 
 

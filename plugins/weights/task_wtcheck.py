@@ -9,6 +9,7 @@ import numpy as np
 
 from almatools import log
 from almatools.errors import TaskParameterError
+from almatools.freshness import result_entry as casa_data_entry
 from almatools.io import atomic_path
 
 from . import fix as fixes
@@ -26,8 +27,6 @@ def wtcheck(vis, mous=None, datacolumn="", field="", spw="", intent="", perscan=
     """Check visibility-weight consistency across MSs; see ``xml/wtcheck.xml``."""
     from almatools.casaenv import casatools
     ct = casatools()
-    if not math.isfinite(tolerance):
-        raise TaskParameterError(TASK, "tolerance", tolerance, "must be a finite number")
     vislist = [str(Path(v)) for v in (vis if isinstance(vis, (list, tuple)) else [vis])]
     for v in vislist:
         if not (Path(v) / "table.dat").exists():
@@ -62,6 +61,8 @@ def wtcheck(vis, mous=None, datacolumn="", field="", spw="", intent="", perscan=
     backups = {v: info for v in vislist if (info := fixes.backup_info(v)) is not None}
     result = {"vis": vislist, "datacolumn": columns, "provenance": prov, "groups": [g.as_dict() for g in groups],
               "backups": backups, "leftovers_removed": leftovers, **verdict}
+    result["casa_data"] = casa_data_entry(vis=vislist, depends="nothing wtcheck computes (weights and variances "
+                                          "need no time or frame conversion); later frame conversions do")
     result["plotfile"] = _plot(groups, plotfile or "", verdict, tolerance) if plotfile else ""
     _log_report(result)
     for v, info in backups.items():

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .catalog import COLUMNS, build_site, write_obscore_csv
 from .faults import FaultProxy
+from .sourcecat import SourceCatalogueServer
 
 __all__ = ["ArchiveEmulator", "EmulatorUnavailable", "emulator_available"]
 
@@ -85,6 +86,7 @@ class ArchiveEmulator:
         self.username, self.password = username, secrets.token_urlsafe(12)
         self.procs: list[subprocess.Popen] = []
         self.faults: FaultProxy | None = None
+        self.sourcecat: SourceCatalogueServer | None = None
         self.manifest: dict = {}
         self.url = self.faulty_url = ""
         self.database = ""  # this instance's own PostgreSQL database, when it could make one
@@ -108,12 +110,16 @@ class ArchiveEmulator:
         # client asked, so the same documents point through the fault proxy when read through it
         self.manifest = build_site(self.root, URL_PLACEHOLDER)
         self._start_dachs(timeout)
+        self.sourcecat = SourceCatalogueServer().start()  # /sc/flux and /sourcecat/xmlrpc, behind nginx
         self._start_nginx(timeout)
         self.faults = FaultProxy(self.nginx_port)
         self.faulty_url = f"http://127.0.0.1:{self.faults.port}"
         return self
 
     def stop(self) -> None:
+        if self.sourcecat:
+            self.sourcecat.stop()
+            self.sourcecat = None
         if self.faults:
             self.faults.close()
             self.faults = None
@@ -246,6 +252,7 @@ http {{
         listen 127.0.0.1:{self.nginx_port};
         root {self.root}/www;
         location /tap {{ proxy_pass http://127.0.0.1:{self.dachs_port}; proxy_read_timeout 120s; }}
+        location ~ ^/(sc|sourcecat|legacy)/ {{ proxy_pass http://127.0.0.1:{self.sourcecat.port}; }}
         location = /datalink/sync {{
             default_type "application/x-votable+xml;content=datalink";
             sub_filter "{URL_PLACEHOLDER}" "http://$http_host";
