@@ -483,3 +483,17 @@ def test_an_ms_without_rows_is_reported_not_crashed_on(pair, tmp_path):
     assert r["groups"] == [] and r["consistent"] is None and r["verdict"].startswith("no group could be measured")
     assert wtcheck(vis=[v], fix=True)["fix"][v]["saved"] == ["WEIGHT", "SIGMA"]  # nothing to scale, nothing lost
     wtcheck(vis=[v], restore=True)
+
+
+def test_a_fix_that_would_not_fit_on_the_disk_is_refused_before_anything_changes(pair, tmp_path, monkeypatch):
+    from almatools.errors import ResourceLimitError
+    from almatools.plugins.weights import fix as fixes
+    _, modern, _ = pair
+    v = copy(modern, tmp_path / "full.ms")
+    original, files = columns(v), ms_files(v)
+    # as if the saved columns took a billion times their size: more than any disk has
+    monkeypatch.setattr(fixes, "SPACE_MARGIN", 1e9)
+    with pytest.raises(ResourceLimitError, match=r"wtcheck: parameter 'fix' needs .* of disk space"):
+        wtcheck(vis=[v], fix=True)
+    back = columns(v)
+    assert all(np.array_equal(back[c], original[c]) for c in original) and ms_files(v) == files
