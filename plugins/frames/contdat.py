@@ -41,9 +41,10 @@ MAX_CONTDAT_BYTES = 16 * 2**20
 
 _FRAMES = {"REST", "LSRK", "LSRD", "BARY", "GEO", "TOPO", "GALACTO", "LGROUP", "CMB", "SOURCE"}
 _UNITS = {"hz": 1.0, "khz": 1e3, "mhz": 1e6, "ghz": 1e9}
-# unambiguous patterns (each character matches one way), so that a line that fails costs linear time
-_NUM = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-_RANGE_RE = re.compile(rf"^({_NUM})\s*~\s*({_NUM})(.*)$")
+# possessive quantifiers (Python >= 3.11): a run of digits or blanks is never given back, so a line that fails
+# costs one pass instead of a backtracking search
+_NUM = r"(?:\d++(?:\.\d*+)?|\.\d++)(?:[eE][-+]?\d++)?"
+_RANGE_RE = re.compile(rf"^({_NUM})\s*+~\s*+({_NUM})(.*)$")
 _FIELD_RE = re.compile(r"^Field\s*:\s*(.*)$", re.I)
 _SPW_RE = re.compile(r"^SpectralWindow\s*:\s*(\d+)(?:\s+(\S.*))?$", re.I)
 _SPW_V1_RE = re.compile(r"^SPW\s*(\d+)$", re.I)

@@ -34,7 +34,7 @@ _REF_HZ = 100e9  # frequency used to measure the (frequency-independent) factor
 
 _FREQ_UNITS = {"hz": 1.0, "khz": 1e3, "mhz": 1e6, "ghz": 1e9, "thz": 1e12}
 _VEL_UNITS = {"m/s": 1.0, "km/s": 1e3}
-_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+_NUM = r"[-+]?(?:\d++(?:\.\d*+)?|\.\d++)(?:[eE][-+]?\d++)?"  # possessive: no backtracking
 #: largest number of times an epoch range is sampled at (each costs one measures call)
 MAX_NTIMES = 10_000
 #: epochs outside these (MJD days) are refused: 1900-01-01 to 2200-01-01, where CASA's measures make sense

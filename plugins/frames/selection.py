@@ -30,11 +30,12 @@ MAX_CHANNEL = 2**20 - 1
 MAX_SPW_ITEMS = 100_000  #: (item, spw) pairs a selection may expand to
 MAX_CHANNEL_PAIRS = 2**24  #: (spw, channel) pairs a selection may expand to
 
-# unambiguous number patterns: every character has one way to match, so a failed match costs linear time
-_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-_FREQ_RE = re.compile(rf"^({_NUM})\s*(?:([kMGT]?Hz)\s*)?~\s*({_NUM})\s*([kMGT]?Hz)$", re.I)
-_CHAN_RE = re.compile(r"^(\d+)(?:\s*~\s*(\d+))?(?:\s*\^\s*(\d+))?$")
-_SPW_RANGE_RE = re.compile(r"(\d+)(?:\s*~\s*(\d+))?")
+# possessive quantifiers (Python >= 3.11): a run of digits or blanks is never given back, so a failed match
+# costs one pass over the text instead of a backtracking search
+_NUM = r"[-+]?(?:\d++(?:\.\d*+)?|\.\d++)(?:[eE][-+]?\d++)?"
+_FREQ_RE = re.compile(rf"^({_NUM})\s*+(?:([kMGT]?Hz)\s*+)?~\s*+({_NUM})\s*+([kMGT]?Hz)$", re.I)
+_CHAN_RE = re.compile(r"^(\d++)(?:\s*+~\s*+(\d++))?(?:\s*+\^\s*+(\d++))?$")
+_SPW_RANGE_RE = re.compile(r"(\d++)(?:\s*+~\s*+(\d++))?")
 _ANGLED_RE = re.compile(r"<[^<>]*>")
 _UNIT = {"hz": 1.0, "khz": 1e3, "mhz": 1e6, "ghz": 1e9, "thz": 1e12}
 
