@@ -52,8 +52,9 @@ def _parse_contdat_hostile(texts: list[str]):
 
 
 def _selection_hostile(n: int) -> str:
-    """Items that make backtracking patterns quadratic, about n characters each (8 n stays below the size bound)."""
-    k = n
+    """Items that make backtracking patterns quadratic, about 3 n characters each (at 8 n, seven of them stay
+    below the selection's 1,000,000-character bound)."""
+    k = 3 * n
     return ",".join(["1" + " " * k + "x", "0:" + "1" * k + "x", "<" + "a" * k, "0:1~2" + " " * k + "^x",
                      "229" + " " * k + "~230GHz!", "0:" + ";".join(["5~9"] * (k // 4)), "9" * k + ":1~2"])
 
