@@ -783,16 +783,17 @@ def test_hostile_values_are_refused_with_the_parameter_named(kw, param, words):
 
 def test_contdat_files_that_are_not_regular_or_too_large_are_refused(mss, tmp_path):
     import threading
+    from almatools.errors import InputFileError
     from almatools.plugins.frames import contdat as cdmod
     fifo = tmp_path / "fifo.dat"
     os.mkfifo(fifo)
     errors = []
-    t = threading.Thread(target=lambda: errors.append(pytest.raises(TaskParameterError, _fc, mode="contdat",
+    t = threading.Thread(target=lambda: errors.append(pytest.raises(InputFileError, _fc, mode="contdat",
                                                                     contfile=str(fifo), vis=[str(mss[0])])),
                          daemon=True)
     t.start()
     t.join(10)
-    assert errors and "parameter 'contfile'" in str(errors[0].value) and "FIFO" in str(errors[0].value)
+    assert errors and str(fifo) in str(errors[0].value) and "is a FIFO, not a regular file" in str(errors[0].value)
     many = tmp_path / "many.dat"  # small on disk, too many ranges to convert
     many.write_text("Field: TGT\nSpectralWindow: 0\n" + "229.95~229.96GHz LSRK\n" * 10_001)
     with pytest.raises(ResourceLimitError, match=r"parameter 'contfile' needs 20,002 ranges x MSs; the bound is "

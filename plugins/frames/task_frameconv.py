@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from almatools import limits, log
-from almatools.errors import InputFileError, ResourceLimitError, TaskParameterError
+from almatools.errors import TaskParameterError
 from almatools.freshness import result_entry as casa_data_entry
 
 from . import convert as cv
 from .chansel import channels_to_ranges, range_to_channels
-from .contdat import ContDat, ContDatError, ContField, ContRange, ContSpw, read_contdat, write_contdat
+from .contdat import ContDat, ContField, ContRange, ContSpw, read_contdat, write_contdat
 from .selection import casa_ms_select, check_fitspec_dict, check_selection, format_channel_ranges, parse_selection
 
 __all__ = ["frameconv"]
@@ -232,12 +232,9 @@ def _ms(vis, field, spw, outframe, outfile, plotfile, overwrite):
 def _contdat(contfile, vis, partial, freqstep, fitorder):
     if not contfile:
         raise TaskParameterError(TASK, "contfile", contfile, "must name a cont.dat file")
-    try:
-        cd = read_contdat(contfile)
-    except ContDatError:  # names the file and line: the user's own error, passed on as it is
-        raise
-    except (InputFileError, ResourceLimitError) as exc:  # not a regular file, too large, not text
-        raise TaskParameterError(TASK, "contfile", contfile, f"must be a readable cont.dat ({exc})") from None
+    # errors name the file and line: ContDatError for a line, InputFileError for a FIFO, a directory or bytes
+    # that are not text, ResourceLimitError for a file beyond the size bound
+    cd = read_contdat(contfile)
     nranges = sum(len(s.ranges) for f in cd.fields for s in f.spws)
     limits.check_count(nranges * max(1, len(vis)), MAX_CONTDAT_RANGES, subject=limits.parameter("contfile"),
                        unit="ranges x MSs", hint="each range is converted once per MS")
