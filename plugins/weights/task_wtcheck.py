@@ -61,8 +61,10 @@ def wtcheck(vis, mous=None, datacolumn="", field="", spw="", intent="", perscan=
     backups = {v: info for v in vislist if (info := fixes.backup_info(v)) is not None}
     result = {"vis": vislist, "datacolumn": columns, "provenance": prov, "groups": [g.as_dict() for g in groups],
               "backups": backups, "leftovers_removed": leftovers, **verdict}
-    result["casa_data"] = casa_data_entry(vis=vislist, depends="nothing wtcheck computes (weights and variances "
-                                          "need no time or frame conversion); later frame conversions do")
+    # an MS without rows has no observation date to check the tables against
+    result["casa_data"] = casa_data_entry(vis=[v for v in vislist if nrows[v]],
+                                          depends="nothing wtcheck computes (weights and variances need no time or "
+                                          "frame conversion); later frame conversions do")
     result["plotfile"] = _plot(groups, plotfile or "", verdict, tolerance) if plotfile else ""
     _log_report(result)
     for v, info in backups.items():
