@@ -34,6 +34,31 @@ def _parse_selection(text: str):
     return parse_selection(text)
 
 
+def _contdat_hostile(n: int) -> list[str]:
+    """cont.dat texts whose one bad line (of about 10 n characters) makes a backtracking pattern quadratic."""
+    k = 10 * n
+    body = ["1" + " " * k + "~2GHz x!", "1~2" + " " * k + "x!", "1~2GHz" + "a" * k + "!", "1" * k + "x~2GHz",
+            "1~2" + "GHz " * (k // 4) + "LSRK", "1.5~2.5GHz;" * (k // 11) + "3~4 GHz LSRX", "Field: " + "<" * k]
+    return ["Field: X\nSpectralWindow: 1\n" + line + "\n" for line in body]
+
+
+def _parse_contdat_hostile(texts: list[str]):
+    from almatools.plugins.frames.contdat import ContDatError, parse_contdat
+    for text in texts:
+        try:
+            parse_contdat(text)
+        except ContDatError:
+            pass
+
+
+def _selection_hostile(n: int) -> str:
+    """Items that make backtracking patterns quadratic, about 3 n characters each (at 8 n, seven of them stay
+    below the selection's 1,000,000-character bound)."""
+    k = 3 * n
+    return ",".join(["1" + " " * k + "x", "0:" + "1" * k + "x", "<" + "a" * k, "0:1~2" + " " * k + "^x",
+                     "229" + " " * k + "~230GHz!", "0:" + ";".join(["5~9"] * (k // 4)), "9" * k + ":1~2"])
+
+
 def _fluxcsv(n: int) -> str:
     from almatools.example import FLUX_CSV
     header, *rows = FLUX_CSV.splitlines()
@@ -257,7 +282,9 @@ TARGETS = [
     ("flux-service VOTable parser", _votable, _parse_votable),
     ("setjy calls in scripts", _setjy, _parse_setjy),
     ("cont.dat reader", _contdat, _parse_contdat),
+    ("cont.dat reader, hostile lines", _contdat_hostile, _parse_contdat_hostile),
     ("spw:channel selection parser", _selection, _parse_selection),
+    ("spw:channel selection parser, hostile items", _selection_hostile, _parse_selection),
     (".last/.saved inputs file reader", _inputs_file, _parse_inputs_file),
     ("command-line value parser (doubleVec)", _cli_values, _parse_cli_values),
     ("almaquery numeric search grammar (alternatives)", _numbers, _parse_numbers),

@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+
 import pytest
 
 from almatools.plugins.frames.contdat import (ContDatError, format_contdat, parse_contdat, read_contdat,
@@ -126,9 +128,9 @@ def test_selection_parsing_channels_steps_and_frequencies():
     rep = parse_selection("0:10~20;30~40^2,3,1~2:5,*:229.1~229.2GHz")
     assert not rep.problems
     a, b, c, d = rep.items
-    assert a.spw_ids == [0] and a.chans == [(10, 20, 1), (30, 40, 2)]
-    assert b.spw_ids == [3] and b.chans is None
-    assert c.spw_ids == [1, 2] and c.chans == [(5, 5, 1)]
+    assert list(a.spw_ids) == [0] and a.chans == [(10, 20, 1), (30, 40, 2)]
+    assert list(b.spw_ids) == [3] and b.chans is None
+    assert list(c.spw_ids) == [1, 2] and c.chans == [(5, 5, 1)]
     assert d.spw_ids is None and d.freqs == [(229.1e9, 229.2e9)]
     assert any("every channel of spw 3" in w for w in rep.warnings)
 
@@ -191,3 +193,114 @@ def _contdats(draw):
 def test_any_written_contdat_reads_back(cd):
     back = parse_contdat(format_contdat(cd))
     _assert_same(back.to_dict(), cd.to_dict())
+
+
+# --------------------------------------------------------------------------- fuzz: only documented errors, bounded sizes
+
+from almatools.plugins.frames import selection as selmod  # noqa: E402
+from almatools.plugins.frames.contdat import MAX_CONTDAT_BYTES  # noqa: E402
+
+# pieces of real cont.dat files and of what goes wrong in them, glued at random
+_CONTDAT_TOKENS = ["Field: ", "Field:", "TW_Hya", "'TW Hya'", "SpectralWindow: ", "SPW", "25", "0", "99999999999",
+                   " X1913589666#ALMA_RB_06#BB_1#SW-01#FULL_RES", "Flags: ", "ALLCONT", "LOWBANDWIDTH", "NONE", "ALL",
+                   "219.3452433728", "~", "GHz", "MHz", "Hz", "THz", " LSRK", " TOPO", " LSRX", " SOURCE", ";", ",",
+                   "\n", "\r\n", "\r", "\t", " ", "  ", "#", ".", "e", "E+400", "1e-5", "-", "nan", "inf", "é", "\x00",
+                   "\u2028", "\x0b", ":", "<", ">"]
+
+
+@pytest.mark.fuzz
+@given(st.one_of(st.text(max_size=400),
+                 st.lists(st.sampled_from(_CONTDAT_TOKENS), max_size=80).map("".join)))
+def test_contdat_reader_raises_only_its_own_error(text):
+    try:
+        cd = parse_contdat(text, path="fuzz.dat")
+    except ContDatError as exc:
+        assert str(exc).startswith("fuzz.dat, line ") and exc.lineno >= 1
+        return
+    for f in cd.fields:  # what it accepts is well formed: finite, ordered ranges in known frames
+        assert f.name
+        for s in f.spws:
+            assert s.spw_id >= 0 and not (s.keyword and s.ranges)
+            for r in s.ranges:
+                assert 0 <= r.lo_hz <= r.hi_hz < math.inf and r.frame in {"REST", "LSRK", "LSRD", "BARY", "GEO", "TOPO",
+                                                                          "GALACTO", "LGROUP", "CMB", "SOURCE"}
+    assert parse_contdat(format_contdat(cd)).to_dict().keys() == cd.to_dict().keys()
+
+
+def test_contdat_reader_refuses_fifos_directories_huge_and_binary_files(tmp_path):
+    import os
+    import threading
+    from almatools.errors import InputFileError, ResourceLimitError
+    fifo = tmp_path / "cont.dat"
+    os.mkfifo(fifo)
+    done = threading.Event()
+
+    def read():
+        with pytest.raises(InputFileError, match="is a FIFO, not a regular file"):
+            read_contdat(str(fifo))
+        done.set()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(5)
+    assert done.is_set()  # refused at once, not blocked waiting for a writer
+    with pytest.raises(InputFileError, match="is a directory"):
+        read_contdat(str(tmp_path))
+    big = tmp_path / "big.dat"
+    with open(big, "wb") as fh:  # sparse: the size is checked before anything is read
+        fh.truncate(MAX_CONTDAT_BYTES + 1)
+    with pytest.raises(ResourceLimitError, match="the bound is 16.0 MiB"):
+        read_contdat(str(big))
+    binary = tmp_path / "bin.dat"
+    binary.write_bytes(b"Field: X\nSpectralWindow: 1\n229.9\xff~230GHz LSRK\n")
+    with pytest.raises(InputFileError, match="line 3: is not utf-8 text|: line 3: "):
+        read_contdat(str(binary))
+
+
+_SEL_TOKENS = ["0", "1", "25", "3821", "2839", "9999", "10000", "59999999", "99999999999", "~", ":", ";", ",", "^",
+               "2", "*", "<", ">", "<your channel selection here>", "229.948", "GHz", "MHz", "Hz", "e5", ".", "-",
+               " ", "  ", "\t", "X1#ALMA_RB_06#BB_1#SW-01#FULL_RES", "nan", "1e400", "é", "\x00"]
+
+
+@pytest.mark.fuzz
+@given(st.one_of(st.text(max_size=300), st.lists(st.sampled_from(_SEL_TOKENS), max_size=60).map("".join)))
+def test_selection_parser_never_raises_and_stays_bounded(text):
+    rep = parse_selection(text)  # problems are reported, never raised
+    pairs = 0
+    for it in rep.items:
+        if it.spw_ids:
+            assert 0 <= it.spw_ids[0] and it.spw_ids[-1] <= selmod.MAX_SPW_ID
+        for a, b, step in it.chans or []:
+            assert 0 <= a <= b <= selmod.MAX_CHANNEL and step >= 1
+        for lo, hi in it.freqs:
+            assert math.isfinite(lo) and math.isfinite(hi)
+        pairs += (len(it.spw_ids) if it.spw_ids else 1) * max(1, sum((b - a) // s + 1 for a, b, s in it.chans or []))
+    assert pairs <= selmod.MAX_CHANNEL_PAIRS
+    report = selmod.check_selection(text)  # the MS-less check expands what was parsed
+    assert sum(report.nchan_selected.values()) <= selmod.MAX_CHANNEL_PAIRS
+
+
+@pytest.mark.parametrize("text, words", [
+    ("2:1~59999999", "channel 59999999 exceeds the largest allowed, 1,048,575"),
+    ("0~99999999999:1~2", "spw id 99999999999 exceeds the largest allowed, 9,999"),
+    ("0:" + "9" * 5000, "exceeds the largest allowed"),  # beyond Python's int() digit limit: still a problem
+    ("0~9999:0~1048575", "expands to more than"),
+    ("1" * 1_000_001, "at most 1,000,000"),
+    ("0:229.9~1e400GHz", "not a finite frequency range"),
+])
+def test_selection_sizes_are_bounded_before_anything_is_expanded(text, words):
+    rep = parse_selection(text)
+    assert any(words in p for p in rep.problems), rep.problems
+
+
+def test_selection_channel_counts_of_steps_and_overlaps_against_a_set():
+    rng = __import__("random").Random(5)
+    for _ in range(300):
+        ranges = [(a, a + rng.randrange(0, 40), rng.choice([1, 1, 2, 3, 7])) for a in
+                  (rng.randrange(0, 100) for _ in range(rng.randrange(1, 6)))]
+        text = "3:" + ";".join(f"{a}~{b}" + (f"^{s}" if s > 1 else "") for a, b, s in ranges)
+        rep = selmod.check_selection(text)
+        want = {c for a, b, s in ranges for c in range(a, b + 1, s)}
+        assert rep.nchan_selected == {3: len(want)}
+        assert (any("overlap" in w for w in rep.warnings)) == (sum(len(range(a, b + 1, s)) for a, b, s in ranges)
+                                                                > len(want))
+        assert set(np.nonzero(selmod.channel_mask(rep.selected[3], 200))[0]) == want

@@ -3,11 +3,12 @@ and astropy, on MSs simulated here."""
 
 import math
 import os
+import re
 
 import numpy as np
 import pytest
 
-from almatools.errors import TaskParameterError
+from almatools.errors import ResourceLimitError, TaskParameterError
 
 pytestmark = pytest.mark.casa
 
@@ -333,29 +334,70 @@ def contfile(tmp_path):
     return str(p)
 
 
+def _advisechansel_channels(vis, spw, lo_hz, hi_hz, frame="LSRK"):
+    """CASA's own answer for one range: (start, stop) or None."""
+    from almatools.casaenv import casatools
+    su = casatools().synthesisutils()
+    try:
+        r = su.advisechansel(msname=str(vis), fieldid=0, spwselection=str(spw), freqstart=lo_hz, freqend=hi_hz,
+                             freqstep=100.0, freqframe=frame)
+    finally:
+        su.done()
+    for s, start, n in zip(np.atleast_1d(r["spw"]), np.atleast_1d(r["start"]), np.atleast_1d(r["nchan"])):
+        if int(s) == spw and int(n) > 0:
+            return int(start), int(start) + int(n) - 1
+    return None
+
+
 def test_contdat_to_fitspec_matches_spws_by_name_per_ms(mss, contfile):
+    from almatools.plugins.frames.contdat import read_contdat
     r = _fc(mode="contdat", contfile=contfile, vis=[str(m) for m in mss])
     assert r["version"] == 3
-    a, b = (r["ms"][str(m)] for m in mss)
-    # EB b lists the spws in the opposite order: names map cont.dat spw 25 to MS spw 1 there
-    assert set(a["fields"]["TGT"]["spws"]) == {"0", "1"} and set(b["fields"]["TGT"]["spws"]) == {"0", "1"}
-    assert a["fields"]["TGT"]["spws"]["0"]["cont_spw"] == 25 and b["fields"]["TGT"]["spws"]["1"]["cont_spw"] == 25
+    cd = read_contdat(contfile)
+    for vis, spw_of_name in ((mss[0], {BB1: 0, BB2: 1}), (mss[1], {BB1: 1, BB2: 0})):  # EB b: opposite order
+        res = r["ms"][str(vis)]
+        # the expected selection from CASA's advisechansel, range by range, in the cont.dat's order
+        expected = {}
+        for cspw in cd.field("TGT").spws:
+            if cspw.name not in spw_of_name:
+                continue
+            sid = spw_of_name[cspw.name]
+            chans = [c for c in (_advisechansel_channels(vis, sid, rg.lo_hz, rg.hi_hz) for rg in cspw.ranges) if c]
+            expected[sid] = ";".join(f"{a}~{b}" for a, b in dict.fromkeys(chans))
+        assert {int(k): v["chan"] for k, v in res["fields"]["TGT"]["spws"].items()} == expected
+        assert {int(k): v["cont_spw"] for k, v in res["fields"]["TGT"]["spws"].items()} == \
+            {spw_of_name[BB1]: 25, spw_of_name[BB2]: 27}
+        assert res["fitspec"] == ",".join(f"{sid}:{expected[sid]}" for sid in sorted(expected))
+        assert res["fitspec_dict"] == {"0": {str(sid): {"chan": expected[sid], "fitorder": 1} for sid in expected}}
+        assert res["fitspw"] == res["fitspec"]
+        assert res["fields"]["TGT"]["not_in_contdat"] == []
     # months apart, the same LSRK ranges land on different TOPO channels
-    assert a["fields"]["TGT"]["spws"]["0"]["chan"] != b["fields"]["TGT"]["spws"]["1"]["chan"]
-    assert a["fitspec"] == f"0:{a['fields']['TGT']['spws']['0']['chan']},1:{a['fields']['TGT']['spws']['1']['chan']}"
-    assert a["fitspec_dict"] == {"0": {"0": {"chan": a["fields"]["TGT"]["spws"]["0"]["chan"], "fitorder": 1},
-                                       "1": {"chan": a["fields"]["TGT"]["spws"]["1"]["chan"], "fitorder": 1}}}
-    assert a["fitspw"] == a["fitspec"]
-    assert a["fitspw_freq"].startswith("0:229.9") and "GHz" in a["fitspw_freq"]
+    assert r["ms"][str(mss[0])]["fields"]["TGT"]["spws"]["0"]["chan"] != \
+        r["ms"][str(mss[1])]["fields"]["TGT"]["spws"]["1"]["chan"]
     # reported, not dropped: the unobserved field, the spw the MSs lack, the range outside its spw
     missing = " | ".join(r["missing"])
     assert "NOT_OBSERVED" in missing and "BB_3" in missing and "231.5000000000~231.6000000000GHz LSRK" in missing
     assert len(r["missing"]) == 6  # three per MS
-    assert a["fields"]["TGT"]["not_in_contdat"] == []
-    # CASA's own advisechansel gives the same selections
-    r2 = _fc(mode="contdat", contfile=contfile, vis=[str(m) for m in mss], partial="advisechansel")
-    for m in mss:
-        assert r2["ms"][str(m)]["fitspec"] == r["ms"][str(m)]["fitspec"]
+
+
+def test_fitspw_frequencies_select_the_same_channels_in_casa(mss, contfile, ct):
+    """The frequency form given for uvcontsub_old selects, through CASA's MSSelection, what the channel form does."""
+    vis = str(mss[0])
+    res = _fc(mode="contdat", contfile=contfile, vis=[vis])["ms"][vis]
+    ms = ct.ms()
+    try:
+        ms.open(vis)
+        picked = {}
+        for text in (res["fitspw"], res["fitspw_freq"]):
+            ms.msselect({"spw": text})
+            picked[text] = np.asarray(ms.msselectedindices()["channel"]).tolist()
+            ms.reset()
+    finally:
+        ms.close()
+    want = [[int(sid), *map(int, part.split("~")), 1] for item in res["fitspw"].split(",")
+            for sid, chans in [item.split(":")] for part in chans.split(";")]
+    assert picked[res["fitspw"]] == want
+    assert picked[res["fitspw_freq"]] == want
 
 
 def test_contdat_on_a_concatenated_ms_selects_every_eb(mss, contfile, tmp_path):
@@ -440,30 +482,96 @@ def test_round_trip_lsrk_channels_lsrk_within_one_channel(mss, contfile, tmp_pat
             _fc(mode="tocontdat", vis=str(vis), fitspec=res["fitspec"], outfile=out)
 
 
+@pytest.fixture(scope="module")
+def contsub_case(tmp_path_factory):
+    """One spw (BB1, 128 channels of -0.5 MHz) with a sloped continuum, a line at channel 65 and 0.01 Jy noise,
+    and a cont.dat whose LSRK ranges keep clear of the line (computed here with CASA measures)."""
+    from almatools.casaenv import casatools
+    from almatools.testing import simulate_ms
+    d = tmp_path_factory.mktemp("contsub")
+    noise_k = 0.01 * math.sqrt(2 * 0.5e6 * 60)  # sigma = 0.01 Jy
+    vis = simulate_ms(d / "cs.ms", SPWS[:1], field="TGT", direction=DIR, refdate="2024/11/15/00:00:00",
+                      duration_s=1800.0, integration_s=60.0, noise_k=noise_k, seed=5)
+    c = np.arange(128)
+    continuum = 2.0 + 1.0 * c / 127
+    line = 1.0 * np.exp(-0.5 * ((c - 65) / (4 / 2.3548)) ** 2)
+    ct = casatools()
+    tb = ct.table()
+    try:
+        tb.open(vis, nomodify=False)
+        for col in ("DATA", "CORRECTED_DATA"):
+            tb.putcol(col, tb.getcol(col) + (continuum + line)[None, :, None])
+        t0 = tb.getcol("TIME").min()
+    finally:
+        tb.done()
+    me = ct.measures()
+    qa = ct.quanta()
+    try:
+        me.doframe(me.observatory("ALMA"))
+        me.doframe(me.direction(*DIR))
+        me.doframe(me.epoch("UTC", qa.quantity(t0, "s")))
+
+        def lsrk(f):
+            return me.measure(me.frequency("TOPO", qa.quantity(f, "Hz")), "LSRK")["m0"]["value"]
+        freq = 230.0e9 - 0.5e6 * c  # decreasing: channel c's frequency
+        # line-free channel blocks 5~45 and 85~122, shrunk by two channels for the drift over 30 minutes
+        ranges = [(lsrk(freq[b - 2]), lsrk(freq[a + 2])) for a, b in ((5, 45), (85, 122))]
+    finally:
+        me.done()
+    contfile = d / "cont.dat"
+    contfile.write_text(f"Field: TGT\n\nSpectralWindow: 25 {BB1}\n" +
+                        "".join(f"{lo / 1e9:.10f}~{hi / 1e9:.10f}GHz LSRK\n" for lo, hi in ranges))
+    return str(vis), str(contfile), line
+
+
+def _mean_spectrum(vis):
+    from almatools.casaenv import casatools
+    tb = casatools().table()
+    try:
+        tb.open(vis)
+        col = "CORRECTED_DATA" if "CORRECTED_DATA" in tb.colnames() else "DATA"
+        data = tb.getcol(col)
+    finally:
+        tb.done()
+    return data.mean(axis=(0, 2)), data.shape[0] * data.shape[2]
+
+
 @pytest.mark.slow
-def test_selections_are_accepted_by_uvcontsub(mss, contfile, tmp_path):
+def test_uvcontsub_with_the_converted_selections_removes_the_continuum_and_keeps_the_line(contsub_case, tmp_path):
+    import shutil
     from casatasks import uvcontsub, uvcontsub_old
-    vis = str(mss[0])
+    vis, contfile, line = contsub_case
     res = _fc(mode="contdat", contfile=contfile, vis=[vis])["ms"][vis]
+    fit = np.zeros(128, bool)
+    for part in res["fitspec"].split(":")[1].split(";"):
+        a, b = map(int, part.split("~"))
+        fit[a:b + 1] = True
+    assert not fit[55:76].any() and fit[10:40].all() and fit[90:118].all()  # the line is not fitted
+    outputs = []
     for i, spec in enumerate((res["fitspec"], res["fitspec_dict"])):
         out = str(tmp_path / f"sub{i}.ms")
         uvcontsub(vis=vis, outputvis=out, fitspec=spec, fitorder=1)
-        assert os.path.isdir(out)
-    import shutil
+        outputs.append(out)
     work = tmp_path / "old"
     work.mkdir()
-    copy = str(work / "eb.ms")
-    shutil.copytree(vis, copy)
-    cwd = os.getcwd()
-    try:
-        os.chdir(work)
-        uvcontsub_old(vis=copy, field="TGT", fitspw=res["fitspw_freq"], fitorder=1)
-        assert os.path.isdir(copy + ".contsub")
-        shutil.rmtree(copy + ".contsub")
-        uvcontsub_old(vis=copy, field="TGT", fitspw=res["fitspw"], fitorder=1)
-        assert os.path.isdir(copy + ".contsub")
-    finally:
-        os.chdir(cwd)
+    for i, fitspw in enumerate((res["fitspw"], res["fitspw_freq"])):
+        copy = str(work / f"eb{i}.ms")
+        shutil.copytree(vis, copy)
+        cwd = os.getcwd()
+        try:
+            os.chdir(work)
+            uvcontsub_old(vis=copy, field="TGT", fitspw=fitspw, fitorder=1)
+        finally:
+            os.chdir(cwd)
+        outputs.append(copy + ".contsub")
+    for out in outputs:
+        mean, n = _mean_spectrum(out)
+        noise = 0.01 * math.sqrt(2) / math.sqrt(n)  # complex mean over n visibilities
+        # a first-order fit removes the sloped continuum: line-free channels average to zero ...
+        assert np.abs(mean[fit]).max() < 5 * noise + 1e-3, out
+        # ... and the line is kept (its peak 1 Jy, within the noise and the fit's error)
+        np.testing.assert_allclose(mean.real[55:76], line[55:76], atol=8 * noise + 2e-3, err_msg=out)
+        assert abs(mean.imag).max() < 5 * noise + 1e-3
 
 
 # --------------------------------------------------------------------------- selection check
@@ -545,3 +653,214 @@ def test_default_field_is_the_science_target_by_intent(mss, tmp_path, ct):
     assert r["spws"]["0"]["ntimes"] == np.unique(t[late & (dd == 0)]).size  # only the target's times
     tc = _fc(mode="tocontdat", vis=vis, fitspec="0:10~20")
     assert list(tc["contdat"]) == ["SCIENCE"]
+
+
+# --------------------------------------------------------------------------- MSs in other frames (#23)
+
+REGRID_FRAMES = ("LSRK", "LSRD", "BARY", "GALACTO", "CMB")
+
+
+@pytest.fixture(scope="module")
+def regridded(mss, tmp_path_factory):
+    """EB a's spw 1 regridded by CASA's mstransform into each frame: MSs whose native frame is not TOPO."""
+    from casatasks import mstransform
+    d = tmp_path_factory.mktemp("regridded")
+    out = {}
+    for frame in REGRID_FRAMES:
+        out[frame] = str(d / f"{frame}.ms")
+        mstransform(vis=str(mss[0]), outputvis=out[frame], spw="1", regridms=True, outframe=frame, datacolumn="data")
+    return out
+
+
+@pytest.mark.parametrize("frame", REGRID_FRAMES)
+def test_ms_in_another_frame_is_read_in_that_frame(regridded, frame, me, ct):
+    """The frame code comes from the MS as CASA wrote it: converting the channels to TOPO and LSRK agrees with
+    CASA measures (from the frame CASA was asked for) and with ms.cvelfreqs on that MS."""
+    from almatools.plugins.frames.msinfo import read_msinfo
+    vis = regridded[frame]
+    info = read_msinfo(vis)
+    assert info.spws[0].frame == frame
+    tb = ct.table()
+    try:
+        tb.open(os.path.join(vis, "SPECTRAL_WINDOW"))
+        native = tb.getcell("CHAN_FREQ", 0)
+        tb.close()
+        tb.open(vis)
+        t0 = tb.getcol("TIME").min()
+    finally:
+        tb.done()
+    for outframe in ("TOPO", "LSRK"):
+        got = np.array(_fc(mode="ms", vis=vis, outframe=outframe)["spws"]["0"]["freq_first_hz"])
+        want = np.array([_per_point(me, ct, f, t0, frame, outframe) for f in native[::16]])
+        assert np.abs(got[::16] - want).max() < 1e-3, (frame, outframe)
+        ms = ct.ms()
+        try:
+            ms.open(vis)
+            casa = ms.cvelfreqs(spwids=[0], fieldids=[0], outframe=outframe)
+        finally:
+            ms.close()
+        assert np.abs(got - casa).max() < 1.0, (frame, outframe)
+    # the shift really happened: a different frame would have given another answer
+    assert np.abs(np.array(_fc(mode="ms", vis=vis, outframe="TOPO")["spws"]["0"]["freq_first_hz"]) - native).max() > 1e5
+
+
+def test_contdat_in_a_bary_ms_matches_advisechansel(regridded, tmp_path):
+    vis = regridded["BARY"]
+    p = tmp_path / "c.dat"
+    p.write_text("Field: TGT\nSpectralWindow: 0\n232.0100000000~232.0300000000GHz LSRK\n"
+                 "232.0400000000~232.0450000000GHz LSRK\n")
+    res = _fc(mode="contdat", contfile=str(p), vis=[vis])["ms"][vis]
+    want = [_advisechansel_channels(vis, 0, lo, hi) for lo, hi in ((232.01e9, 232.03e9), (232.04e9, 232.045e9))]
+    assert res["fields"]["TGT"]["spws"]["0"]["chan"] == ";".join(f"{a}~{b}" for a, b in want)
+    assert res["fields"]["TGT"]["spws"]["0"]["freq_ms_frame"].endswith(" BARY")
+
+
+def test_frame_code_fallback_is_casas_numbering(mss, ct, tmp_path):
+    """Without the MEASINFO keyword the codes are read in casacore's MFrequency order, as every MS records it."""
+    from almatools.plugins.frames.convert import FRAMES
+    from almatools.plugins.frames.msinfo import _frame_codes
+    tb = ct.table()
+    try:
+        tb.open(os.path.join(str(mss[0]), "SPECTRAL_WINDOW"))
+        info = tb.getcolkeyword("CHAN_FREQ", "MEASINFO")
+        recorded = _frame_codes(tb)
+        tb.close()
+        bare = str(tmp_path / "bare.tab")  # a hand-made table: a CHAN_FREQ column without MEASINFO
+        tb.create(bare, {"CHAN_FREQ": {"valueType": "double", "ndim": 1, "comment": ""}}, nrow=1)
+        fallback = _frame_codes(tb)
+    finally:
+        tb.done()
+    written = {int(c): str(t) for c, t in zip(info["TabRefCodes"], info["TabRefTypes"])}
+    assert recorded == {k: v for k, v in written.items() if v != "Undefined"}
+    assert fallback == recorded and list(FRAMES) == [written[k] for k in range(len(FRAMES))]
+
+
+def test_undefined_frame_code_is_refused_clearly(mss, tmp_path, ct):
+    import shutil
+    vis = str(tmp_path / "undef.ms")
+    shutil.copytree(str(mss[0]), vis)
+    tb = ct.table()
+    try:
+        tb.open(os.path.join(vis, "SPECTRAL_WINDOW"), nomodify=False)
+        tb.putcell("MEAS_FREQ_REF", 0, 64)  # 'Undefined'
+    finally:
+        tb.done()
+    with pytest.raises(TaskParameterError, match=r"(?i)parameter 'vis' cannot be converted: unknown spectral frame "
+                                                 r"'UNDEFINED \(code 64\)'"):
+        _fc(mode="ms", vis=vis, spw="0", outframe="LSRK")
+
+
+# --------------------------------------------------------------------------- bounds and hostile values (#14)
+
+@pytest.mark.parametrize("kw, param, words", [
+    (dict(direction="J2000 nan nan"), "direction", "not a finite angle"),
+    (dict(direction="J2000 infdeg 0deg"), "direction", "not a finite angle"),
+    (dict(direction="J2000 10deg 95deg"), "direction", "within ±90"),
+    (dict(values=[float("nan")]), "values", "finite"),
+    (dict(values=[float("inf"), 230.0]), "values", "finite"),
+    (dict(values=[-230.0]), "values", "positive"),
+    (dict(restfreq="1e400GHz", unit="km/s", values=[1.0]), "restfreq", "not a finite frequency"),
+    (dict(sysvel="1e400km/s", outframe="REST"), "sysvel", "not a finite velocity"),
+    (dict(sysvel="400000km/s", outframe="REST"), "sysvel", "slower than light"),
+    (dict(observatory="e,e,e"), "observatory", "neither a name known to CASA"),
+    (dict(observatory="1,2,nan"), "observatory", "neither a name known to CASA"),
+    (dict(observatory="0,100,0"), "observatory", "latitude within ±90"),
+    (dict(epoch="99999999999"), "epoch", "outside the years 1900-2200"),
+    (dict(epoch="nan"), "epoch", "not a time"),
+    (dict(epoch="2024/11/15~2024/11/16", ntimes=10**7), "ntimes", r"10,?000\b"),
+    (dict(epoch="2024/11/15~2024/11/16", ntimes=10_000, values=[230.0] * 101), "values",
+     "needs 1,010,000 values x times; the bound is 1,000,000"),
+    (dict(freqstep=float("nan")), "freqstep", "finite"),
+    (dict(freqstep=float("inf")), "freqstep", "finite"),
+])
+def test_hostile_values_are_refused_with_the_parameter_named(kw, param, words):
+    args = dict(mode="values", values=[230.0], epoch="2024/11/15/05:33:44", direction=DIRSTR)
+    args.update(kw)
+    with pytest.raises((TaskParameterError, ResourceLimitError), match=f"parameter '{param}'") as err:
+        _fc(**args)
+    assert re.search(words, str(err.value)), str(err.value)
+
+
+def test_contdat_files_that_are_not_regular_or_too_large_are_refused(mss, tmp_path):
+    import threading
+    from almatools.errors import InputFileError
+    from almatools.plugins.frames import contdat as cdmod
+    fifo = tmp_path / "fifo.dat"
+    os.mkfifo(fifo)
+    errors = []
+    t = threading.Thread(target=lambda: errors.append(pytest.raises(InputFileError, _fc, mode="contdat",
+                                                                    contfile=str(fifo), vis=[str(mss[0])])),
+                         daemon=True)
+    t.start()
+    t.join(10)
+    assert errors and str(fifo) in str(errors[0].value) and "is a FIFO, not a regular file" in str(errors[0].value)
+    many = tmp_path / "many.dat"  # small on disk, too many ranges to convert
+    many.write_text("Field: TGT\nSpectralWindow: 0\n" + "229.95~229.96GHz LSRK\n" * 10_001)
+    with pytest.raises(ResourceLimitError, match=r"parameter 'contfile' needs 20,002 ranges x MSs; the bound is "
+                                                 r"20,000 ranges x MSs"):
+        _fc(mode="contdat", contfile=str(many), vis=[str(m) for m in mss])
+    assert cdmod.MAX_CONTDAT_BYTES == 16 * 2**20
+
+
+@pytest.mark.parametrize("fitspec, words", [
+    ("2:1~59999999", "exceeds the largest allowed, 1,048,575"),
+    ("0~99999999999:1~2", "exceeds the largest allowed, 9,999"),
+    ("0~9999:0~1048575", "expands to more than"),
+])
+def test_huge_channel_selections_are_refused_without_allocating(mss, fitspec, words):
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        with pytest.raises(TaskParameterError, match="parameter 'fitspec'") as err:
+            _fc(mode="selection", fitspec=fitspec, vis=str(mss[0]))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert words in str(err.value) and peak < 50 * 2**20
+
+
+def test_drift_memory_is_linear_in_times_plus_channels():
+    """2000 times x 50,000 channels would be 800 MB as one array; the track never forms it."""
+    import tracemalloc
+    from almatools.plugins.frames.msinfo import FieldInfo, SpwInfo
+    from almatools.plugins.frames.msmode import SpwTrack
+    nchan, ntimes = 50_000, 2000
+    spw = SpwInfo(id=0, name="W", chan_freq=230e9 + 1e3 * np.arange(nchan), chan_width=np.full(nchan, 1e3),
+                  frame="TOPO")
+    factors = 1 + 1e-6 * np.sin(np.linspace(0, 3, ntimes))
+    tracemalloc.start()
+    try:
+        track = SpwTrack(spw, FieldInfo(0, "TGT", "J2000", 0.0, 0.0), "LSRK", 60629 * 86400.0 + 60.0 * np.arange(ntimes), factors)
+        s = track.summary()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100 * 2**20
+    full = np.multiply.outer(factors[::100], spw.chan_freq[::1000])  # an independent spot check on a subgrid
+    np.testing.assert_array_equal(np.array(s["freq_min_hz"])[::1000], np.minimum(full.min(axis=0),
+                                                                                   spw.chan_freq[::1000] * factors.min()))
+    assert s["drift_hz_max"] == pytest.approx(spw.chan_freq[-1] * (factors.max() - factors.min()), rel=1e-9)
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+_SEL_PIECES = ["0", "1", "2", "127", "128", "63", "64", "99999", "~", ":", ";", ",", "^", "3", "*", "<", ">", " ",
+               BB1, "229.948", "229.958", "GHz", "MHz", ".", "-", "e9", "<chans>", "nan", "1e400", "é"]
+
+
+@pytest.mark.fuzz
+@given(st.one_of(st.lists(st.sampled_from(_SEL_PIECES), min_size=1, max_size=25).map("".join), st.text(max_size=60)))
+def test_spw_selections_against_a_real_ms_give_masks_or_documented_errors(mss, text):
+    """What wtcheck's spw= does with any string, CASA's MSSelection included: channel masks inside the MS's
+    spws, or a TaskParameterError naming 'spw' — nothing else, however hostile the string."""
+    from almatools.plugins.weights.task_wtcheck import _channel_selection
+    vis = str(mss[0])
+    try:
+        masks = _channel_selection(vis, text)
+    except TaskParameterError as exc:
+        assert exc.param == "spw" and vis in str(exc)
+        return
+    if masks is None:
+        assert not text.strip()
+        return
+    assert set(masks) <= {0, 1} and all(m.shape == ((128,) if s == 0 else (64,)) for s, m in masks.items())

@@ -47,11 +47,25 @@ class RangeResult:
 
 
 def _factors_for(msinfo, field_id, frame_from, frame_to, me):
+    """Frame factors at the times *field_id* was observed, computed once per (field, frames) and MS.
+
+    At most :data:`~.msmode.MAX_TIMES` times (evenly spread, ends kept): the shift is smooth in time,
+    and a long or concatenated MS must not cost one measures call per integration per range.
+    """
+    key = (field_id, frame_from.upper(), frame_to.upper())
+    if key not in msinfo._factor_cache:
+        msinfo._factor_cache[key] = _compute_factors(msinfo, field_id, frame_from, frame_to, me)
+    return msinfo._factor_cache[key]
+
+
+def _compute_factors(msinfo, field_id, frame_from, frame_to, me):
+    from .msmode import sample_times
     times = msinfo.times(field_id)
     if times.size == 0:
         raise ValueError(f"field {field_id} ({msinfo.fields[field_id].name}) has no rows in {msinfo.path}")
     if frame_from.upper() == frame_to.upper():
         return np.ones(1)
+    times = sample_times(times)
     own = me is None
     if own:
         from almatools.casaenv import casatools

@@ -14,24 +14,37 @@ line separated by ``;``, ``#`` comment lines and CRLF line ends are
 accepted.  Anything else raises :class:`ContDatError` naming the file, the
 line number and the line.  :func:`write_contdat` writes v3 (v2 when no spw
 names are known) exactly as the pipeline does (``%.10f~%.10fGHz LSRK``).
+
+The reader takes linear time (fields and spws are found through dictionaries,
+and every pattern matches each character one way only), reads regular files
+only (a FIFO or a device named cont.dat would block or never end; through
+:func:`almatools.limits.read_text`) and refuses files larger than
+:data:`MAX_CONTDAT_BYTES` before reading them.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
 
+from almatools import limits
 from almatools.errors import AlmatoolsError
 from almatools.io import atomic_write
 
 __all__ = ["ContDatError", "ContRange", "ContSpw", "ContField", "ContDat", "parse_contdat", "read_contdat",
-           "write_contdat", "format_contdat"]
+           "write_contdat", "format_contdat", "MAX_CONTDAT_BYTES"]
+
+#: real cont.dat files are a few kilobytes (a dozen fields, a few spws, tens of ranges each)
+MAX_CONTDAT_BYTES = 16 * 2**20
 
 _FRAMES = {"REST", "LSRK", "LSRD", "BARY", "GEO", "TOPO", "GALACTO", "LGROUP", "CMB", "SOURCE"}
 _UNITS = {"hz": 1.0, "khz": 1e3, "mhz": 1e6, "ghz": 1e9}
-_NUM = r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_RANGE_RE = re.compile(rf"^({_NUM})\s*~\s*({_NUM})\s*([a-zA-Z]*[hH][zZ])?\s*([A-Za-z]+)?$")
+# possessive quantifiers (Python >= 3.11): a run of digits or blanks is never given back, so a line that fails
+# costs one pass instead of a backtracking search
+_NUM = r"(?:\d++(?:\.\d*+)?|\.\d++)(?:[eE][-+]?\d++)?"
+_RANGE_RE = re.compile(rf"^({_NUM})\s*+~\s*+({_NUM})(.*)$")
 _FIELD_RE = re.compile(r"^Field\s*:\s*(.*)$", re.I)
 _SPW_RE = re.compile(r"^SpectralWindow\s*:\s*(\d+)(?:\s+(\S.*))?$", re.I)
 _SPW_V1_RE = re.compile(r"^SPW\s*(\d+)$", re.I)
@@ -114,6 +127,8 @@ def _dequote(name: str) -> str:
 def parse_contdat(text: str, path: str = "<string>") -> ContDat:
     """Parse the text of a cont.dat (any version); see the module docstring."""
     cd = ContDat(path=path)
+    fields: dict[str, ContField] = {}  # by name, and spws by (field name, id): linear time in the file size
+    spws: dict[tuple[str, int], ContSpw] = {}
     field_: ContField | None = None
     spw: ContSpw | None = None
     saw_v1 = saw_v3 = False
@@ -126,7 +141,7 @@ def parse_contdat(text: str, path: str = "<string>") -> ContDat:
             name = _dequote(m.group(1))
             if not name:
                 raise ContDatError(path, lineno, raw, "a Field line without a field name")
-            field_, spw = _get_field(cd, name, lineno), None
+            field_, spw = _get_field(cd, fields, name, lineno), None
             continue
         m = _SPW_RE.match(line) or _SPW_V1_RE.match(line)
         if m:
@@ -136,9 +151,9 @@ def parse_contdat(text: str, path: str = "<string>") -> ContDat:
             spw_id = int(m.group(1))
             name = (m.group(2) or "").strip() if m.re is _SPW_RE else ""
             saw_v3 |= bool(name)
-            spw = field_.spw(spw_id)
+            spw = spws.get((field_.name, spw_id))
             if spw is None:
-                spw = ContSpw(spw_id=spw_id, name=name, lineno=lineno)
+                spw = spws[(field_.name, spw_id)] = ContSpw(spw_id=spw_id, name=name, lineno=lineno)
                 field_.spws.append(spw)
             elif name and spw.name and name != spw.name:
                 raise ContDatError(path, lineno, raw, f"spw {spw_id} of field {field_.name!r} was named "
@@ -166,7 +181,7 @@ def parse_contdat(text: str, path: str = "<string>") -> ContDat:
             spw.ranges += _parse_ranges(line, raw, path, lineno)
             continue
         if " " not in line and ":" not in line and not re.fullmatch(_NUM + r"\s*[a-zA-Z/]*", line):
-            field_, spw = _get_field(cd, _dequote(line), lineno), None  # v1: a bare field name
+            field_, spw = _get_field(cd, fields, _dequote(line), lineno), None  # v1: a bare field name
             saw_v1 = True
             continue
         raise ContDatError(path, lineno, raw, "not a Field, SpectralWindow, Flags, NONE/ALL or range line")
@@ -174,10 +189,10 @@ def parse_contdat(text: str, path: str = "<string>") -> ContDat:
     return cd
 
 
-def _get_field(cd: ContDat, name: str, lineno: int) -> ContField:
-    f = cd.field(name)
+def _get_field(cd: ContDat, fields: dict, name: str, lineno: int) -> ContField:
+    f = fields.get(name)
     if f is None:
-        f = ContField(name=name, lineno=lineno)
+        f = fields[name] = ContField(name=name, lineno=lineno)
         cd.fields.append(f)
     return f
 
@@ -192,16 +207,23 @@ def _parse_ranges(line: str, raw: str, path: str, lineno: int) -> list[ContRange
     out = []
     for p in parts:
         m = _RANGE_RE.match(p)
-        if not m:
-            raise ContDatError(path, lineno, raw, f"{p!r} is not a range 'a~bGHz [frame]'")
-        lo, hi, unit, frame = m.groups()
+        tail = m.group(3).split() if m else []
+        if not m or len(tail) > 2 or not all(t.isascii() and t.isalpha() for t in tail):
+            raise ContDatError(path, lineno, raw, f"{p[:60]!r} is not a range 'a~bGHz [frame]'")
+        lo, hi = m.group(1), m.group(2)
+        unit = tail[0] if tail and tail[0].lower().endswith("hz") else ""
+        frame = tail[-1] if tail and (len(tail) == 2 or not unit) else None
+        if len(tail) == 2 and not unit:
+            raise ContDatError(path, lineno, raw, f"unknown frequency unit {tail[0]!r}")
         unit = (unit or "GHz").lower()
         if unit not in _UNITS:
-            raise ContDatError(path, lineno, raw, f"unknown frequency unit {m.group(3)!r}")
+            raise ContDatError(path, lineno, raw, f"unknown frequency unit {tail[0]!r}")
         frame = (frame or frame_all or "TOPO").upper()
         if frame not in _FRAMES:
-            raise ContDatError(path, lineno, raw, f"unknown spectral frame {m.group(4)!r}")
+            raise ContDatError(path, lineno, raw, f"unknown spectral frame {frame!r}")
         lo_hz, hi_hz = float(lo) * _UNITS[unit], float(hi) * _UNITS[unit]
+        if not (math.isfinite(lo_hz) and math.isfinite(hi_hz)):
+            raise ContDatError(path, lineno, raw, "a frequency too large to be one")
         if hi_hz < lo_hz:
             raise ContDatError(path, lineno, raw, "the range ends below its start")
         out.append(ContRange(lo_hz, hi_hz, frame, lineno))
@@ -209,8 +231,12 @@ def _parse_ranges(line: str, raw: str, path: str, lineno: int) -> list[ContRange
 
 
 def read_contdat(path: str) -> ContDat:
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        return parse_contdat(fh.read(), path=str(path))
+    """Read a cont.dat file: a regular file (never a FIFO or device) of at most :data:`MAX_CONTDAT_BYTES`.
+
+    Raises :class:`~almatools.errors.InputFileError` or :class:`~almatools.errors.ResourceLimitError`
+    naming the file when it is not one, and :class:`ContDatError` for a line that cannot be read.
+    """
+    return parse_contdat(limits.read_text(path, MAX_CONTDAT_BYTES), path=str(path))
 
 
 def format_contdat(cd: ContDat) -> str:

@@ -34,6 +34,11 @@ _REF_HZ = 100e9  # frequency used to measure the (frequency-independent) factor
 
 _FREQ_UNITS = {"hz": 1.0, "khz": 1e3, "mhz": 1e6, "ghz": 1e9, "thz": 1e12}
 _VEL_UNITS = {"m/s": 1.0, "km/s": 1e3}
+_NUM = r"[-+]?(?:\d++(?:\.\d*+)?|\.\d++)(?:[eE][-+]?\d++)?"  # possessive: no backtracking
+#: largest number of times an epoch range is sampled at (each costs one measures call)
+MAX_NTIMES = 10_000
+#: epochs outside these (MJD days) are refused: 1900-01-01 to 2200-01-01, where CASA's measures make sense
+MJD_RANGE = (15020.0, 124593.0)
 
 
 class FrameError(ValueError):
@@ -47,36 +52,53 @@ def parse_quantity(text: str, kind: str = "frequency") -> float:
 
     :param kind: ``'frequency'`` (result in Hz) or ``'velocity'`` (m/s).
     """
-    m = re.fullmatch(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z/]*)\s*", str(text))
+    m = re.fullmatch(rf"\s*({_NUM})\s*([A-Za-z/]*)\s*", str(text))
     if not m:
         raise FrameError(f"{text!r} is not a number with a unit")
     value, unit = float(m.group(1)), m.group(2).lower()
     table = _FREQ_UNITS if kind == "frequency" else _VEL_UNITS
     if unit not in table:
         raise FrameError(f"{text!r}: the unit must be one of {sorted(table)} for a {kind}")
-    return value * table[unit]
+    value *= table[unit]
+    if not math.isfinite(value):
+        raise FrameError(f"{text!r} is not a finite {kind}")
+    if kind == "velocity" and abs(value) >= C_M_S:
+        raise FrameError(f"{text!r} is not slower than light")
+    return value
 
 
 def _epoch_to_mjd(text) -> float:
     from astropy.time import Time
 
-    if isinstance(text, (int, float)):
-        return float(text)
-    s = str(text).strip()
-    if re.fullmatch(r"[-+]?\d+(\.\d*)?", s):
-        return float(s)  # MJD days
-    m = re.fullmatch(r"(?i)mjd\s*([-+]?\d+(\.\d*)?)", s)
-    if m:
-        return float(m.group(1))
+    mjd = _mjd_or_text(text)
+    if isinstance(mjd, float):
+        return mjd
+    s = mjd
     m = re.fullmatch(r"(\d{4})[/-](\d{1,2})[/-](\d{1,2})(?:[/ T](\d{1,2}):(\d{1,2})(?::(\d{1,2}(?:\.\d*)?))?)?", s)
     if m:
         y, mo, d, hh, mm, ss = m.groups()
         s = f"{int(y):04d}-{int(mo):02d}-{int(d):02d}T{int(hh or 0):02d}:{int(mm or 0):02d}:{float(ss or 0):09.6f}"
     try:
-        return float(Time(s, scale="utc").mjd)
+        return _in_range(float(Time(s, scale="utc").mjd), text)
     except ValueError:
         raise FrameError(f"{text!r} is not a time (use 'YYYY/MM/DD/hh:mm:ss', ISO 'YYYY-MM-DDThh:mm:ss' "
                          "or an MJD in days)") from None
+
+
+def _mjd_or_text(text):
+    """An MJD in days (checked against :data:`MJD_RANGE`) when *text* is a number, else the stripped text."""
+    if isinstance(text, (int, float)):
+        return _in_range(float(text), text)
+    s = str(text).strip()
+    m = re.fullmatch(r"(?i)(?:mjd\s*)?([-+]?\d+(\.\d*)?)", s)
+    return _in_range(float(m.group(1)), text) if m else s
+
+
+def _in_range(mjd: float, text) -> float:
+    lo, hi = MJD_RANGE
+    if not lo <= mjd <= hi:  # also NaN
+        raise FrameError(f"{text!r} is outside the years 1900-2200 (MJD {lo:.0f}-{hi:.0f}) frames are converted for")
+    return mjd
 
 
 def parse_epochs(epoch: str, ntimes: int = 1) -> np.ndarray:
@@ -94,6 +116,8 @@ def parse_epochs(epoch: str, ntimes: int = 1) -> np.ndarray:
         if t1 < t0:
             raise FrameError(f"time range {epoch!r} ends before it starts")
         n = max(int(ntimes), 2)
+        if n > MAX_NTIMES:
+            raise FrameError(f"ntimes={ntimes} samples more than {MAX_NTIMES:,} times")
         return np.linspace(t0, t1, n) * 86400.0
     return np.array([_epoch_to_mjd(text) * 86400.0])
 
@@ -116,10 +140,18 @@ def parse_direction(me, text: str):
     else:
         raise FrameError(f"{text!r} is not a direction (use e.g. 'J2000 04h33m52.0s 22d50m30.0s')")
     qa = _quanta()
+    quantities = []
     for value in (lon, lat):
-        q = qa.quantity(value)
-        if not q or not (qa.isangle(q) or qa.compare(q, qa.quantity("1h"))):
-            raise FrameError(f"{text!r}: {value!r} is not an angle")
+        try:
+            q = qa.quantity(value)
+        except RuntimeError:  # CASA's quantity parser: 'nan', 'infdeg', '12x'
+            q = None
+        if not q or not (qa.isangle(q) or qa.compare(q, qa.quantity("1h"))) or not math.isfinite(q["value"]):
+            raise FrameError(f"{text!r}: {value!r} is not a finite angle")
+        quantities.append(q)
+    # casacore would fold a latitude beyond the pole into another direction without a word
+    if not qa.isangle(quantities[1]) or abs(qa.convert(quantities[1], "deg")["value"]) > 90:
+        raise FrameError(f"{text!r}: the latitude {lat!r} is not an angle within ±90 degrees")
     return me.direction(ref, lon, lat)
 
 
@@ -143,9 +175,15 @@ class Site:
     @classmethod
     def parse(cls, text: str) -> "Site":
         s = str(text).strip()
-        m = re.fullmatch(r"([-+\d.eE]+)\s*(?:deg)?\s*,\s*([-+\d.eE]+)\s*(?:deg)?\s*,\s*([-+\d.eE]+)\s*(?:m)?", s)
+        m = re.fullmatch(rf"({_NUM})\s*(?:deg)?\s*,\s*({_NUM})\s*(?:deg)?\s*,\s*({_NUM})\s*(?:m)?", s)
         if m:
-            return cls(name=s, lon_deg=float(m.group(1)), lat_deg=float(m.group(2)), height_m=float(m.group(3)))
+            lon, lat, height = (float(x) for x in m.groups())
+            if not (abs(lon) <= 360 and abs(lat) <= 90 and -1e4 <= height <= 1e5):
+                raise FrameError(f"observatory {s!r}: longitude must lie within ±360 deg, latitude within ±90 deg "
+                                 "and height within -10 km to 100 km")
+            return cls(name=s, lon_deg=lon, lat_deg=lat, height_m=height)
+        if "," in s:
+            raise FrameError(f"observatory {s!r} is neither a name known to CASA nor 'lon_deg,lat_deg,height_m'")
         return cls(name=s or "ALMA")
 
     def measure(self, me):

@@ -61,6 +61,7 @@ class MsInfo:
     _field_id: np.ndarray = field(repr=False, default=None)
     _spw_of_row: np.ndarray = field(repr=False, default=None)
     _target_row: np.ndarray = field(repr=False, default=None)  #: row has an OBSERVE_TARGET intent
+    _factor_cache: dict = field(repr=False, default_factory=dict)  #: frame factors per (field, from, to)
 
     def site(self, me):
         """The observer position CASA's MSUtil uses for this MS."""
@@ -95,6 +96,17 @@ class MsInfo:
         return sorted(int(s) for s in np.unique(self._spw_of_row))
 
 
+def _frame_codes(tb) -> dict[int, str]:
+    """MEAS_FREQ_REF code → frame name, as the MS itself records it (CHAN_FREQ's MEASINFO keyword);
+    casacore's MFrequency order (:data:`~.convert.FRAMES`) when the keyword is missing."""
+    try:
+        info = tb.getcolkeyword("CHAN_FREQ", "MEASINFO")
+        codes = {int(c): str(t).upper() for c, t in zip(info["TabRefCodes"], info["TabRefTypes"])}
+    except (RuntimeError, KeyError, TypeError):  # a hand-made table without the keyword
+        codes = {}
+    return {k: v for k, v in codes.items() if v in FRAMES} or dict(enumerate(FRAMES))
+
+
 def read_msinfo(vis: str) -> MsInfo:
     """Read the metadata of *vis* (a MeasurementSet directory)."""
     from almatools.casaenv import casatools
@@ -103,13 +115,14 @@ def read_msinfo(vis: str) -> MsInfo:
     tb = casatools().table()
     try:
         tb.open(os.path.join(vis, "SPECTRAL_WINDOW"))
+        names_of = _frame_codes(tb)
         spws = {}
         for i in range(tb.nrows()):
             ref = int(tb.getcell("MEAS_FREQ_REF", i))
             spws[i] = SpwInfo(id=i, name=str(tb.getcell("NAME", i)),
                               chan_freq=np.asarray(tb.getcell("CHAN_FREQ", i), float),
                               chan_width=np.asarray(tb.getcell("CHAN_WIDTH", i), float),
-                              frame=FRAMES[ref] if 0 <= ref < len(FRAMES) else "TOPO")
+                              frame=names_of.get(ref, f"UNDEFINED (code {ref})"))
         tb.close()
         tb.open(os.path.join(vis, "FIELD"))
         try:

@@ -16,21 +16,32 @@ MAX_TIMES = 2000  # beyond this, times are sampled evenly (ends kept): the shift
 
 
 class SpwTrack:
-    """Frequencies of one spw's channels in *frame* at each sampled time."""
+    """Frequencies of one spw's channels in *frame* at each sampled time.
+
+    Every channel's frequency is its native frequency times one factor per time, so
+    nothing of size times x channels is ever formed: memory is O(times + channels).
+    """
 
     def __init__(self, spw, field, frame, times, factors):
         self.spw, self.field, self.frame = spw, field, frame
         self.times = times
-        self.factors = factors
-        self.freqs = convert_frequencies(spw.chan_freq, factors)  # T × C
+        self.factors = np.asarray(factors, float)
+
+    def at(self, k: int) -> np.ndarray:
+        """Every channel's frequency at the *k*-th time."""
+        return convert_frequencies(self.spw.chan_freq, self.factors[k:k + 1])[0]
+
+    def channel(self, ch: int) -> np.ndarray:
+        """One channel's frequency at every time."""
+        return convert_frequencies(self.spw.chan_freq[ch], self.factors)
 
     @property
-    def fmin(self):
-        return self.freqs.min(axis=0)
+    def fmin(self):  # frequencies are positive: the extremes come from the extreme factors
+        return self.spw.chan_freq * self.factors.min()
 
     @property
     def fmax(self):
-        return self.freqs.max(axis=0)
+        return self.spw.chan_freq * self.factors.max()
 
     @property
     def drift_hz(self):
@@ -46,11 +57,11 @@ class SpwTrack:
                 "nchan": self.spw.nchan, "native_frame": self.spw.frame, "frame": self.frame,
                 "ntimes": int(self.times.size), "start": mjd_seconds_to_iso(self.times[0])[0],
                 "end": mjd_seconds_to_iso(self.times[-1])[0],
-                "freq_first_hz": self.freqs[0].tolist(),
+                "freq_first_hz": self.at(0).tolist(),
                 "freq_min_hz": self.fmin.tolist(), "freq_max_hz": self.fmax.tolist(),
                 "drift_hz_max": float(self.drift_hz.max()), "drift_channels_max": float(d.max()),
-                "shift_hz_first_channel": [float(self.freqs[0, 0] - self.spw.chan_freq[0]),
-                                           float(self.freqs[-1, 0] - self.spw.chan_freq[0])]}
+                "shift_hz_first_channel": [float(self.channel(0)[0] - self.spw.chan_freq[0]),
+                                           float(self.channel(0)[-1] - self.spw.chan_freq[0])]}
 
 
 def sample_times(times: np.ndarray, maxn: int = MAX_TIMES) -> np.ndarray:
@@ -101,7 +112,7 @@ def write_track_table(tracks, path: str, overwrite: bool = False, vis: str = "")
         tab["spw"] = np.full(t.spw.nchan, t.spw.id)
         tab["channel"] = np.arange(t.spw.nchan)
         tab[f"freq_{t.spw.frame.lower()}"] = t.spw.chan_freq * u.Hz
-        tab[f"freq_{fr}_first"] = t.freqs[0] * u.Hz
+        tab[f"freq_{fr}_first"] = t.at(0) * u.Hz
         tab[f"freq_{fr}_min"] = t.fmin * u.Hz
         tab[f"freq_{fr}_max"] = t.fmax * u.Hz
         tab["drift"] = t.drift_hz * u.Hz
@@ -115,7 +126,7 @@ def write_track_table(tracks, path: str, overwrite: bool = False, vis: str = "")
         mid = t.spw.nchan // 2
         tt["centre_channel"] = np.full(t.times.size, mid)
         for label, ch in (("first", 0), ("centre", mid), ("last", t.spw.nchan - 1)):
-            tt[f"freq_{fr}_{label}_channel"] = t.freqs[:, ch] * u.Hz
+            tt[f"freq_{fr}_{label}_channel"] = t.channel(ch) * u.Hz
         tparts.append(tt)
     first = tracks[0]
     meta = {"vis": os.path.abspath(vis) if vis else "", "frame": first.frame, "field": first.field.name,
@@ -146,7 +157,8 @@ def plot_tracks(tracks, path: str, title: str = "", overwrite: bool = False) -> 
         for k, t in enumerate(tracks):
             mid = t.spw.nchan // 2
             hours = (t.times - t0) / 3600.0
-            shift_khz = (t.freqs[:, mid] - t.freqs[0, mid]) / 1e3
+            track = t.channel(mid)
+            shift_khz = (track - track[0]) / 1e3
             style = plotting.series(k, marker=True)
             ax.plot(hours, shift_khz, ms=3, color=style["color"], linestyle=style["linestyle"], marker=style["marker"],
                     label=f"spw {t.spw.id}, channel {mid} ({t.spw.chan_freq[mid] / 1e9:.4f} GHz {t.spw.frame}): "

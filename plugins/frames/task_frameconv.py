@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from almatools import log
+from almatools import limits, log
 from almatools.errors import TaskParameterError
 from almatools.freshness import result_entry as casa_data_entry
 
 from . import convert as cv
 from .chansel import channels_to_ranges, range_to_channels
-from .contdat import ContDat, ContDatError, ContField, ContRange, ContSpw, read_contdat, write_contdat
-from .selection import check_fitspec_dict, check_selection, format_channel_ranges, parse_selection
+from .contdat import ContDat, ContField, ContRange, ContSpw, read_contdat, write_contdat
+from .selection import casa_ms_select, check_fitspec_dict, check_selection, format_channel_ranges, parse_selection
 
 __all__ = ["frameconv"]
 
 TASK = "frameconv"
+MAX_OUTPUT_VALUES = 1_000_000  #: values x times in one call (each becomes several numbers in the result)
+MAX_CONTDAT_RANGES = 20_000  #: ranges converted from one cont.dat (real files hold tens to hundreds)
 
 
 def frameconv(mode="values", values=None, unit="GHz", inframe="TOPO", doppler="RADIO", restfreq="", outunit="",
@@ -29,17 +31,24 @@ def frameconv(mode="values", values=None, unit="GHz", inframe="TOPO", doppler="R
     """
     vis = [v for v in (vis or []) if v]
     inframe, outframe, doppler = str(inframe).upper(), str(outframe).upper(), str(doppler).upper()
+    if ntimes > cv.MAX_NTIMES:
+        raise TaskParameterError(TASK, "ntimes", ntimes, f"must be at most {cv.MAX_NTIMES:,} (one measures call "
+                                 "per time; the frame shift is smooth in time)")
     if mode == "values":
         result = _values(values or [], unit, inframe, outframe, doppler, restfreq, outunit, epoch, ntimes,
                          direction, observatory, sysvel)
-    elif mode == "ms":
-        result = _ms(_one_vis(vis), field, spw, outframe, outfile, plotfile, overwrite)
-    elif mode == "contdat":
-        result = _contdat(contfile, vis, partial, freqstep, fitorder)
-    elif mode == "tocontdat":
-        result = _tocontdat(_one_vis(vis), field, fitspec, outframe, outfile, overwrite)
     elif mode == "selection":
         result = _selection(fitspec, vis)
+    elif mode in ("ms", "contdat", "tocontdat"):
+        try:
+            if mode == "ms":
+                result = _ms(_one_vis(vis), field, spw, outframe, outfile, plotfile, overwrite)
+            elif mode == "contdat":
+                result = _contdat(contfile, vis, partial, freqstep, fitorder)
+            else:
+                result = _tocontdat(_one_vis(vis), field, fitspec, outframe, outfile, overwrite)
+        except cv.FrameError as exc:  # e.g. a spw whose MEAS_FREQ_REF is Undefined
+            raise TaskParameterError(TASK, "vis", vis, f"cannot be converted: {exc}") from None
     else:
         raise TaskParameterError(TASK, "mode", mode, "must be one of values, ms, contdat, tocontdat, selection")
     times = result.get("times", [])
@@ -84,6 +93,10 @@ def _values(values, unit, inframe, outframe, doppler, restfreq, outunit, epoch, 
         raise TaskParameterError(TASK, "outunit", outunit, str(exc)) from None
     if not len(values):
         raise TaskParameterError(TASK, "values", values, "must hold at least one value")
+    if kind == "frequency" and min(values) <= 0:
+        raise TaskParameterError(TASK, "values", values, "must be positive frequencies")
+    limits.check_count(len(values) * (ntimes if "~" in str(epoch) else 1), MAX_OUTPUT_VALUES,
+                       subject=limits.parameter("values"), unit="values x times")
     f0 = None
     if kind != "frequency" or outkind != "frequency":
         if not restfreq:
@@ -219,12 +232,12 @@ def _ms(vis, field, spw, outframe, outfile, plotfile, overwrite):
 def _contdat(contfile, vis, partial, freqstep, fitorder):
     if not contfile:
         raise TaskParameterError(TASK, "contfile", contfile, "must name a cont.dat file")
-    try:
-        cd = read_contdat(contfile)
-    except ContDatError:  # names the file and line: the user's own error, passed on as it is
-        raise
-    except OSError as exc:
-        raise TaskParameterError(TASK, "contfile", contfile, f"must be readable ({exc})") from None
+    # errors name the file and line: ContDatError for a line, InputFileError for a FIFO, a directory or bytes
+    # that are not text, ResourceLimitError for a file beyond the size bound
+    cd = read_contdat(contfile)
+    nranges = sum(len(s.ranges) for f in cd.fields for s in f.spws)
+    limits.check_count(nranges * max(1, len(vis)), MAX_CONTDAT_RANGES, subject=limits.parameter("contfile"),
+                       unit="ranges x MSs", hint="each range is converted once per MS")
     result = {"mode": "contdat", "contfile": contfile, "version": cd.version, "partial": partial,
               "contdat": cd.to_dict(), "ms": {}, "missing": []}
     if not vis:
@@ -353,7 +366,7 @@ def _tocontdat(vis, field, fitspec, outframe, outfile, overwrite):
     if not isinstance(fitspec, str) or not fitspec.strip():
         raise TaskParameterError(TASK, "fitspec", fitspec, "must be a channel selection string such as '0:10~50;90~120'")
     info = _info(vis)
-    rep = check_selection(fitspec, info, _ms_select(vis))
+    rep = check_selection(fitspec, info, casa_ms_select(vis))
     if rep.problems:
         raise TaskParameterError(TASK, "fitspec", fitspec, "cannot be right: " + "; ".join(rep.problems))
     cd = ContDat(version=3)
@@ -390,21 +403,6 @@ def _tocontdat(vis, field, fitspec, outframe, outfile, overwrite):
     return result
 
 
-def _ms_select(vis):
-    def run(text):
-        from almatools.casaenv import casatools
-        ms = casatools().ms()
-        try:
-            ms.open(vis)
-            if not ms.msselect({"spw": text}):
-                return []
-            return np.asarray(ms.msselectedindices()["channel"]).tolist()
-        finally:
-            ms.close()
-            ms.done()
-    return run
-
-
 # --------------------------------------------------------------------------- selection check
 
 def _selection(fitspec, vis):
@@ -415,7 +413,7 @@ def _selection(fitspec, vis):
             raise TaskParameterError(TASK, "fitspec", fitspec, "cannot be right: " + "; ".join(problems))
         log.info("fitspec dictionary: fine")
         return {"mode": "selection", "selection": fitspec, "ok": True, "problems": [], "warnings": []}
-    rep = check_selection(fitspec, info, _ms_select(vis[0]) if vis else None)
+    rep = check_selection(fitspec, info, casa_ms_select(vis[0]) if vis else None)
     if rep.problems:
         raise TaskParameterError(TASK, "fitspec", fitspec, "cannot be right: " + "; ".join(rep.problems))
     for w in rep.warnings:

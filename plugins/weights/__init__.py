@@ -1,8 +1,9 @@
 """Built-in plugin ``weights``: the ``wtcheck`` task (visibility-weight consistency).
 
-:mod:`.stats` measures weight x variance per group in bounded chunks,
-:mod:`.provenance` reads the calibration's CASA version, :mod:`.fix` saves,
-scales and restores weight columns.
+:mod:`.stats` measures weight x variance per group from third differences in
+bounded chunks and finds the channels lines occupy, :mod:`.provenance` reads the
+calibration's CASA version, :mod:`.fix` saves, scales and restores weight columns
+(in a table inside the MS that restore removes again).
 """
 
 from almatools import DemoStep, TaskSource, builtin_xml, hookimpl
@@ -39,7 +40,8 @@ def _demo(ctx):
     r = wtcheck(vis=vis, plotfile=str(out / "weights.png"))
     ctx.echo(r["verdict"])
     for o in r["offenders"]:
-        ctx.echo(f"  {o['vis'].split('/')[-1]} spw {o['spw']}: off by x{o['factor']:.3g}")
+        ctx.echo(f"  {o['vis'].split('/')[-1]} spw {o['spw']}: off by x{o['factor']:.3g} ± {o['factor_err']:.2g} "
+                 f"({o['nsamples']:,} samples)")
     ctx.echo(f"remedy: {r['remedy']}")
     for c in r["commands"]:
         ctx.echo(f"  {c}")
