@@ -5,14 +5,19 @@ float32 (1 GiB), one beam per channel.  Each operation runs in its own child
 process, which reports its wall time and its peak RSS above its RSS just before
 the work (so imports do not count):
 
-* FITS: tbconv against a plain copy of the file (``shutil.copyfile``); target <= 2x.
-* CASA image: tbconv against CASA's own plain copy of the image
-  (``ia.subimage(outfile=...)``, what ``imsubimage`` does: every pixel read and
-  written through casacore); target <= 2x.  Reported too: against a file-system
-  copy (``shutil.copytree``, which never decodes a pixel), and against the naive
-  recipe (``getchunk`` of the whole cube, multiply by the per-plane factors,
-  ``putchunk`` into a copy).
+* FITS: tbconv against a streaming copy of the same bytes through user space
+  (read and write in 32 MB blocks, what any converter must at least do);
+  target <= 1.5x.  Reported too: against ``shutil.copyfile`` (a kernel copy).
+* CASA image: tbconv against a file-system copy of the image directory
+  (``shutil.copytree``, which never decodes a pixel); target <= 1.5x.  Reported
+  too: against CASA's own plain copy (``ia.subimage(outfile=...)``, what
+  ``imsubimage`` does) and against the naive recipe (``getchunk`` of the whole
+  cube, multiply by the per-plane factors, ``putchunk`` into a copy).
 * Extra peak memory of tbconv: target <= 512 MB for both formats.
+
+The page cache is warm for every operation (the input was just written or read);
+``sync`` runs before each one so that no earlier write-back is charged to it.
+Each operation runs three times and the fastest counts: the machine is shared.
 
 ``--quick`` uses 128 x 128 x 64 (4 MB): a smoke run of the same code.
 """
@@ -49,6 +54,14 @@ base = rss_mb()
 start = time.perf_counter()
 if op == "copy-fits":
     shutil.copyfile(src, dst)
+elif op == "stream-fits":  # read and write the same bytes through user space, 32 MB at a time
+    buf = bytearray(32 * 2**20); view = memoryview(buf)
+    with open(src, "rb", buffering=0) as s, open(dst, "wb", buffering=0) as d:
+        while True:
+            n = s.readinto(buf)
+            if not n:
+                break
+            d.write(view[:n])
 elif op == "copy-casa":
     shutil.copytree(src, dst)
 elif op == "subimage-casa":  # CASA's own plain copy (imsubimage): every pixel read and written by CASA
@@ -122,27 +135,41 @@ def run(quick: bool) -> list[dict]:
         image, fitsfile = _make_cube(work, nx, nchan)
         size_mb = fitsfile.stat().st_size / 2**20
         rows = []
-        for fmt, src, copy_op in (("FITS", fitsfile, "copy-fits"), ("CASA image", image, "subimage-casa")):
+        for fmt, src, anchor_op, anchor_name, others in (
+                ("FITS", fitsfile, "stream-fits", "streaming copy (32 MB blocks)",
+                 [("copy-fits", "kernel copy (copyfile)")]),
+                ("CASA image", image, "copy-casa", "file-system copy (copytree)",
+                 [("subimage-casa", "CASA's plain copy (subimage)")])):
             suffix = ".fits" if fmt == "FITS" else ".image"
-            copy = min((_child(copy_op, src, work / f"copy{suffix}") for _ in range(2)), key=lambda r: r["seconds"])
-            conv = min((_child("tbconv", src, work / f"k{suffix}") for _ in range(2)), key=lambda r: r["seconds"])
-            what = "plain copy" if fmt == "FITS" else "CASA's plain copy (subimage)"
-            rows.append(_row(f"tbconv {fmt} {size_mb:.0f} MB vs {what} (s)", conv["seconds"], copy["seconds"],
-                             "<= 2x", 2.0))
+            anchor, conv = _best_pair(anchor_op, "tbconv", src, work / f"copy{suffix}", work / f"k{suffix}")
+            rows.append(_row(f"tbconv {fmt} {size_mb:.0f} MB vs {anchor_name} (s)", conv["seconds"],
+                             anchor["seconds"], "<= 1.5x", 1.5))
             rows.append({"metric": f"tbconv {fmt} extra peak memory (MB) vs 512 MB", "value": conv["extra_mb"],
                          "anchor": 512.0, "ratio": conv["extra_mb"] / 512.0, "target": "<= 1 (512 MB)",
                          "ok": conv["extra_mb"] <= 512.0})
+            for op, name in others:
+                other = _best(op, src, work / f"other{suffix}")
+                rows.append(_row(f"tbconv {fmt} vs {name} (s)", conv["seconds"], other["seconds"], "report", None))
             if fmt == "CASA image":
-                files = min((_child("copy-casa", src, work / "files.image") for _ in range(2)),
-                            key=lambda r: r["seconds"])
-                rows.append(_row("tbconv CASA vs file-system copy (copytree) (s)", conv["seconds"], files["seconds"],
-                                 "report", None))
                 naive = _child("naive-casa", src, work / "naive.image")
                 rows.append(_row(f"tbconv CASA vs naive getchunk/putchunk (s; naive used "
                                  f"{naive['extra_mb']:.0f} MB)", conv["seconds"], naive["seconds"], "report", None))
         return rows
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _best(op: str, src: Path, dst: Path, repeat: int = 3) -> dict:
+    """The fastest of *repeat* runs (the machine is shared: the minimum is the least disturbed)."""
+    return min((_child(op, src, dst) for _ in range(repeat)), key=lambda r: r["seconds"])
+
+
+def _best_pair(anchor_op: str, op: str, src: Path, anchor_dst: Path, dst: Path, repeat: int = 3):
+    """The fastest of *repeat* runs of the anchor and of the operation, alternated so that both meet
+    the same moments of the shared machine's load."""
+    runs = [(_child(anchor_op, src, anchor_dst), _child(op, src, dst)) for _ in range(repeat)]
+    return (min((a for a, _ in runs), key=lambda r: r["seconds"]),
+            min((c for _, c in runs), key=lambda r: r["seconds"]))
 
 
 def _row(metric, value, anchor, target, limit):
