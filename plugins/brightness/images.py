@@ -202,6 +202,10 @@ def _read_fits_structure(path: Path) -> dict:
         data_bytes, shape = _hdu_data_bytes(header, path, "primary")
         if header.get("GROUPS") is True:
             raise ImageFileError(path, "holds random groups (visibilities), not an image")
+        if not shape:
+            raise ImageFileError(path, "the primary HDU has no image data (NAXIS = 0)")
+        if 0 in shape:
+            raise ImageFileError(path, f"axis NAXIS{shape.index(0) + 1} has length 0: the image holds no pixels")
         end = data_loc + data_bytes + (-data_bytes % FITS_BLOCK)
         if end > size:
             raise ImageFileError(path, f"is truncated: its header announces {data_bytes} bytes of data "
@@ -211,6 +215,8 @@ def _read_fits_structure(path: Path) -> dict:
         while offset < size:
             fh.seek(offset)
             start = fh.read(10)
+            if len(start) < 10 and b"XTENSION="[:len(start)] == start:
+                raise ImageFileError(path, f"is truncated: extension {len(extensions) + 1} is cut short at byte {size}")
             if not start.startswith(b"XTENSION="):
                 rest = fh.read(size - offset - len(start)) if size - offset <= 16 * 2**20 else b"x"
                 if (start + rest).strip(b"\0 "):
@@ -233,10 +239,6 @@ def _read_fits_structure(path: Path) -> dict:
 def _read_fits_info(path: Path) -> ImageInfo:
     layout = _read_fits_structure(path)
     header, shape = layout["header"], layout["shape"]
-    if not shape:
-        raise ImageFileError(path, "the primary HDU has no image data (NAXIS = 0)")
-    if 0 in shape:
-        raise ImageFileError(path, f"axis NAXIS{shape.index(0) + 1} has length 0: the image holds no pixels")
     bitpix = header["BITPIX"]
     ctypes = [str(header.get(f"CTYPE{i}", "")).upper() for i in range(1, len(shape) + 1)]
     stokes = next((i for i, c in enumerate(ctypes) if c.startswith("STOKES")), None)
@@ -320,7 +322,7 @@ def _fits_frequencies(path: Path, header, wcs, axis: int, n: int) -> np.ndarray:
     bad = ~(np.isfinite(freqs) & (freqs > 0))
     if bad.any():
         k = int(np.argmax(bad))
-        raise ImageFileError(path, f"spectral axis {ctype} gives frequency {freqs[k]!r} Hz at pixel {k}: "
+        raise ImageFileError(path, f"spectral axis {ctype} gives frequency {float(freqs[k])!r} Hz at pixel {k}: "
                              "frequencies must be finite and > 0")
     return freqs
 
@@ -402,7 +404,7 @@ def convert_fits(info: ImageInfo, outfile: Path, converter, new_bunit: str, hist
         _posix_fadvise_sequential(src)
         _write_all(dst, header.tostring().encode("ascii"))
         src.seek(info.extra["data_loc"])
-        buffer = np.empty(min(BLOCK_BYTES, info.extra["data_bytes"]) // dtype.itemsize, dtype)
+        buffer = np.empty(max(1, min(BLOCK_BYTES, info.extra["data_bytes"]) // dtype.itemsize), dtype)
         for values, chan, pol in runs.blocks(buffer):
             _read_exactly(src, values, info)
             converter.convert_inplace(values, chan, pol, peak=True)

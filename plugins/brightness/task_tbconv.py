@@ -355,6 +355,7 @@ def _convert_into(info, target: Path, src_format, dst_format, converter, outunit
     when the new one is complete); across formats an intermediate goes through CASA's FITS machinery."""
     from almatools.casaenv import casatools
     part, work = scratch_path(target, TASK, "part"), scratch_path(target, TASK, "work")
+    target.parent.mkdir(parents=True, exist_ok=True)
     with log.progress(total=images.planes(info), desc=f"tbconv {info.path.name}", unit="block") as bar:
         try:
             if src_format == dst_format:
