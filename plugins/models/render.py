@@ -301,7 +301,8 @@ def _point_pixel(grid: SkyGrid, direction, shape) -> tuple[int, int] | str | Non
     return None
 
 
-def footprint_pieces(ct, grid: SkyGrid, csys: dict, components: list[Component], shape, renormalise) -> tuple:
+def footprint_pieces(ct, grid: SkyGrid, csys: dict, components: list[Component], shape, renormalise,
+                     spectral_frame: str) -> tuple:
     """Every component's :class:`Piece` (None for those outside the image) and the warnings to give."""
     nx, ny, npol = shape[0], shape[1], shape[2]
     pixel_rad = abs(grid.cdelt[0])
@@ -317,28 +318,56 @@ def footprint_pieces(ct, grid: SkyGrid, csys: dict, components: list[Component],
             if where == "edge":
                 box = (int(math.floor(centre[0])) - 1, int(math.floor(centre[0])) + 3,
                        int(math.floor(centre[1])) - 1, int(math.floor(centre[1])) + 3)
-                pieces.append(_stored(k, sample_with_casa(ct, csys, c, grid.frame, box, npol), box, nx, ny))
+                pieces.append(_stored(k, sample_with_casa(ct, csys, c, spectral_frame, box, npol), box, nx, ny))
             else:
                 pieces.append(None if where is None else
                               Piece(k, where[0], where[0] + 1, where[1], where[1] + 1, values=np.ones((1, 1))))
             continue
         box = footprint_box(c, centre, grid.cdelt if _diagonal(grid.pc) else (pixel_rad / 2, pixel_rad / 2))
         if renormalise[k]:
-            values = sample_with_casa(ct, csys, c, grid.frame, box, npol)
-            total = float(values.sum())
-            if not total > 0:  # no pixel centre falls on it: all its flux on its nearest pixel, as a point
-                warnings.append(f"component {k} ({c.shape}, {c.major / ARCSEC:.3g} arcsec) covers no pixel centre: "
-                                "its flux is put on its nearest pixel")
-                values = np.zeros_like(values)
-                ix, iy = int(math.floor(centre[0] + 0.5)) - box[0], int(math.floor(centre[1] + 0.5)) - box[2]
-                values[iy, ix] = 1.0
-                total = 1.0
-            pieces.append(_stored(k, values / total, box, nx, ny))
+            piece, warning = renormalised_piece(ct, csys, k, c, spectral_frame, box, shape)
+            pieces.append(piece)
+            warnings += warning
         else:
             x0, x1, y0, y1 = max(0, box[0]), min(nx, box[1]), max(0, box[2]), min(ny, box[3])
             pieces.append(Piece(k, x0, x1, y0, y1, gaussian=(direction, c.major, c.minor, math.radians(c.pa_deg)))
                           if x0 < x1 and y0 < y1 else None)
     return pieces, warnings
+
+
+def casa_pixel(ct, cs, c: Component) -> tuple[float, float]:
+    """The component's pixel position as CASA computes it (``coordsys.topixel``), in the image's frame."""
+    direction = component_direction(ct, c, cs.referencecode(type="direction")[0])
+    units = cs.units()
+    world = cs.referencevalue(format="n")["numeric"].copy()
+    world[0] = math.atan2(direction[1], direction[0]) / rad_per(units[0])
+    world[1] = math.asin(max(-1.0, min(1.0, direction[2]))) / rad_per(units[1])
+    x, y = cs.topixel(world)["numeric"][:2]
+    return float(x), float(y)
+
+
+def renormalised_piece(ct, csys: dict, k: int, c: Component, frame: str, box, shape) -> tuple:
+    """A disk's or small Gaussian's piece: CASA's samples on *box*, scaled to sum to one, and the
+    warnings.  If no pixel centre falls on the component, all of it goes to its nearest pixel (as CASA
+    places a point there: its own ``topixel``, rounded), so no flux is lost."""
+    values = sample_with_casa(ct, csys, c, frame, box, shape[2])
+    total = float(values.sum())
+    warnings = []
+    if not total > 0:
+        warnings.append(f"component {k} ({c.shape}, {c.major / ARCSEC:.3g} arcsec) covers no pixel centre: "
+                        "its flux is put on its nearest pixel")
+        cs = ct.coordsys()
+        try:
+            cs.fromrecord(csys)
+            px, py = casa_pixel(ct, cs, c)
+        finally:
+            cs.done()
+        values = np.zeros_like(values)
+        ix, iy = int(math.floor(px + 0.5)) - box[0], int(math.floor(py + 0.5)) - box[2]
+        if 0 <= iy < values.shape[0] and 0 <= ix < values.shape[1]:
+            values[iy, ix] = 1.0
+        total = 1.0
+    return _stored(k, values / total, box, shape[0], shape[1]), warnings
 
 
 def _diagonal(pc: np.ndarray) -> bool:
@@ -366,14 +395,16 @@ class FootprintModel:
     the tiles into the image.  Raises :class:`Unsupported` for a grid this method does not reproduce.
     """
 
-    def __init__(self, ct, components: list[Component], csys: dict, shape, freqs, stokes, renormalise: list[bool]):
+    def __init__(self, ct, components: list[Component], csys: dict, shape, freqs, stokes, renormalise: list[bool],
+                 spectral_frame: str):
         cs = ct.coordsys()
         try:
             cs.fromrecord(csys)
             self.grid = SkyGrid.from_coordsys(cs, shape)
         finally:
             cs.done()
-        self.pieces, self.warnings = footprint_pieces(ct, self.grid, csys, components, shape, renormalise)
+        self.pieces, self.warnings = footprint_pieces(ct, self.grid, csys, components, shape, renormalise,
+                                                      spectral_frame)
         self.scales = component_scales(components, freqs, stokes)
         self.shape, self.stokes = list(shape), list(stokes)
 
@@ -550,20 +581,9 @@ def render_toolkit(ct, image, components: list[Component], cl_record: dict, csys
         scales = component_scales(components, freqs, stokes)
         for k in (i for i, r in enumerate(renormalise) if r):
             c = components[k]
-            world = cs.referencevalue(format="n")["numeric"].copy()
-            units = cs.units()
-            world[0], world[1] = c.ra / rad_per(units[0]), c.dec / rad_per(units[1])
-            centre = cs.topixel(world)["numeric"][:2]
-            box = footprint_box(c, centre, cdelt)
-            values = sample_with_casa(ct, csys, c, frame, box, shape[2])
-            total = float(values.sum())
-            if not total > 0:
-                warnings.append(f"component {k} ({c.shape}, {c.major / ARCSEC:.3g} arcsec) covers no pixel centre: "
-                                "its flux is put on its nearest pixel")
-                values = np.zeros_like(values)
-                values[int(math.floor(centre[1] + 0.5)) - box[2], int(math.floor(centre[0] + 0.5)) - box[0]] = 1.0
-                total = 1.0
-            piece = _stored(k, values / total, box, shape[0], shape[1])
+            box = footprint_box(c, casa_pixel(ct, cs, c), cdelt)
+            piece, warning = renormalised_piece(ct, csys, k, c, frame, box, shape)
+            warnings += warning
             if piece is None:
                 continue
             step = max(1, CHUNK_BYTES // (piece.values.size * shape[2] * 4))  # channels per chunk

@@ -62,7 +62,7 @@ def cl2image(imagename, direction=None, flux=None, fluxunit="Jy", freq=None, sha
     warnings = [] if components else ["no components: the model is empty"]
     work = scratch_path(image, TASK, "work")
     remove_path(work)
-    work.mkdir(parents=True)
+    work.mkdir(parents=True)  # and the output directory, now that everything has been checked
     try:
         cl_path = work / "model.cl"
         comp.to_componentlist(components, cl_path, grid.frame)
@@ -71,7 +71,7 @@ def cl2image(imagename, direction=None, flux=None, fluxunit="Jy", freq=None, sha
         used, sums, plan = method, None, None
         if components and method == "footprint":
             try:
-                plan = FootprintModel(ct, components, csys, grid.shape, freqs, grid.stokes, renormalise)
+                plan = FootprintModel(ct, components, csys, grid.shape, freqs, grid.stokes, renormalise, grid.frame)
             except Unsupported as exc:
                 log.info(f"footprint method not possible on this grid ({exc}): using the toolkit")
                 used = "toolkit"
@@ -134,7 +134,6 @@ def _outputs(image: Path, exportfits: bool, overwrite: bool) -> dict:
                                      f"{'FITS file' if kind == 'fits' else 'CASA ' + kind}: cl2image never replaces it")
         if not overwrite:
             raise TaskParameterError(TASK, "imagename", str(image), f"{path} exists; set overwrite=True to replace it")
-    image.parent.mkdir(parents=True, exist_ok=True)
     return out
 
 
