@@ -88,11 +88,13 @@ def remove_path(path: str | os.PathLike) -> None:
             path.unlink()
 
 
-def remove_stale_scratch(directory: str | os.PathLike, task: str) -> list[Path]:
+def remove_stale_scratch(directory: str | os.PathLike, task: str, legacy: tuple = ()) -> list[Path]:
     """Clean up after killed runs of *task* in *directory*; returns the paths removed or restored.
 
     Only scratch of this host whose process is gone is touched.  A stale ``old`` whose target is
-    missing is an output that was being replaced when the run died: it is renamed back.
+    missing is an output that was being replaced when the run died: it is renamed back.  *legacy*
+    are patterns (with a ``pid`` group) of temporaries an earlier version of the task named
+    otherwise; those of processes that no longer run are removed too.
     """
     directory = Path(directory)
     pattern, host, handled = _scratch_pattern(task), _host(), []
@@ -101,6 +103,11 @@ def remove_stale_scratch(directory: str | os.PathLike, task: str) -> list[Path]:
     except (FileNotFoundError, NotADirectoryError):
         return handled
     for entry in entries:
+        old = next((m for m in (p.match(entry.name) for p in legacy) if m), None)
+        if old and int(old["pid"]) != os.getpid() and not _running(int(old["pid"])):
+            remove_path(entry.path)
+            handled.append(Path(entry.path))
+            continue
         m = pattern.match(entry.name)
         if not m or m["host"] != host or int(m["pid"]) == os.getpid() or _running(int(m["pid"])):
             continue

@@ -126,9 +126,11 @@ def run(quick: bool) -> list[dict]:
     try:
         toolkit = _timed(lambda: _toolkit(ct, work / "toolkit.im", comps, n, nchan))
         empty, ours = [], []
-        for _ in range(3):
+        for _ in range(3):  # outputs of the previous round are removed untimed, for both
             shutil.rmtree(work / "empty.im", ignore_errors=True)
             empty.append(_timed(lambda: _empty(ct, work / "empty.im", n, nchan)))
+            for old in ("model.im", "model.cl"):
+                shutil.rmtree(work / old, ignore_errors=True)
             ours.append(_timed(model))
         result = model()
         if result["method"] != "footprint":

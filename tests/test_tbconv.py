@@ -633,3 +633,10 @@ def test_an_output_caught_between_its_two_renames_is_put_back(tmp_path):
     mine = scratch_path(tmp_path / "k.image", "tbconv", "part")
     mine.mkdir()
     assert remove_stale_scratch(tmp_path, "tbconv") == [] and mine.is_dir()
+    mine.rmdir()
+    # what earlier versions left behind is recognised too, when its process is gone
+    (tmp_path / f".cube.K.{dead.pid}.tmp.fits").write_bytes(b"SIMPLE  =" + bytes(2871))
+    (tmp_path / f".k.image.tmp{dead.pid}").mkdir()
+    (tmp_path / f".k.image.tmp{os.getpid()}").mkdir()  # alive: kept
+    tbconv(imagename=str(tmp_path / "k.image"), outfile=str(tmp_path / "k.K.image"))
+    only(tmp_path, "k.image", "k.K.image", f".k.image.tmp{os.getpid()}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,8 @@ TASK = "tbconv"
 _BUNIT_ALIASES = {"jy/beam": "Jy/beam", "jy/bm": "Jy/beam", "jy beam-1": "Jy/beam", "jy.beam-1": "Jy/beam",
                   "k": "K", "kelvin": "K", "jy/pixel": "Jy/pixel", "jy/pix": "Jy/pixel", "jy/sr": "Jy/sr"}
 FORMATS = ("casa", "fits")
+#: temporaries earlier versions of tbconv left (FITS through atomic_path, CASA copies beside the output)
+LEGACY_TEMPORARIES = (re.compile(r"^\..+\.(?P<pid>\d+)\.tmp\.fits$"), re.compile(r"^\..+\.(tmp|old)(?P<pid>\d+)$"))
 FITS_SUFFIXES = (".fits", ".fit", ".fts")
 
 
@@ -156,7 +159,7 @@ def _convert_image(path, inunit, outunit, freq, beam, cell, approximation, outfi
     src_format = info.format
     dst_format = _output_format(outformat, outfile, src_format, inplace)
     target = _output_path(path, src_format, dst_format, outunit, outfile, inplace, overwrite)
-    cleaned = remove_stale_scratch(target.parent, TASK)
+    cleaned = remove_stale_scratch(target.parent, TASK, LEGACY_TEMPORARIES)
     if cleaned:
         log.info(f"removed {len(cleaned)} temporary file(s) left by interrupted tbconv runs: "
                  f"{', '.join(p.name for p in cleaned)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import stat
 from pathlib import Path
 
@@ -26,6 +27,8 @@ MAX_EVALUATIONS = 2 * 10**9
 MAX_SAMPLED_PIXELS = 2**24
 #: float32 pixels
 PIXEL_BYTES = 4
+#: work directories earlier versions of cl2image left
+LEGACY_TEMPORARIES = (re.compile(r"^\..+\.cl2image(?P<pid>\d+)$"),)
 
 
 def cl2image(imagename, direction=None, flux=None, fluxunit="Jy", freq=None, shape=None, majoraxis=None,
@@ -40,7 +43,7 @@ def cl2image(imagename, direction=None, flux=None, fluxunit="Jy", freq=None, sha
         raise TaskParameterError(TASK, "method", method, f"must be one of {', '.join(METHODS)}")
     image = Path(imagename)
     outputs = _outputs(image, exportfits, overwrite)
-    cleaned = remove_stale_scratch(image.parent, TASK)
+    cleaned = remove_stale_scratch(image.parent, TASK, LEGACY_TEMPORARIES)
     if cleaned:
         log.info(f"removed {len(cleaned)} work directorie(s) left by interrupted cl2image runs: "
                  f"{', '.join(p.name for p in cleaned)}")
