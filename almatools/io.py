@@ -20,7 +20,7 @@ from pathlib import Path
 from .errors import OutputPathError
 
 __all__ = ["atomic_path", "atomic_write", "check_output_file", "scratch_path", "remove_stale_scratch",
-           "replace_path", "remove_path", "free_bytes"]
+           "replace_path", "remove_path"]
 
 
 def check_output_file(target: str | os.PathLike) -> Path:
@@ -161,10 +161,3 @@ def replace_path(new: str | os.PathLike, target: str | os.PathLike, task: str) -
     os.replace(new, target)
     remove_path(old)
 
-
-def free_bytes(path: str | os.PathLike) -> int:
-    """Free space (bytes) on the file system that holds *path* or, if it does not exist yet, its nearest ancestor."""
-    path = Path(path).absolute()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return shutil.disk_usage(path).free

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import stat
 import warnings
@@ -36,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from almatools.casaimage import beams_from_imageinfo, read_image_table, set_units_and_history
-from almatools.errors import AlmatoolsError
+from almatools.errors import InputFileError
 from almatools.io import scratch_path
 
 from .conversion import ARCSEC
@@ -54,12 +55,8 @@ FITS_BLOCK = 2880
 MAX_HEADER_BLOCKS = 1000
 
 
-class ImageFileError(AlmatoolsError, ValueError):
+class ImageFileError(InputFileError):
     """An image file is unreadable, truncated or says something impossible; the message names it."""
-
-    def __init__(self, path, problem: str):
-        self.path, self.problem = str(path), problem
-        super().__init__(f"{path}: {problem}")
 
 
 @dataclass
@@ -143,6 +140,12 @@ def _read_header(fh, path: Path, offset: int, what: str):
             header = fits.Header.fromstring(raw.decode("ascii"))
     except Exception as exc:  # astropy raises many types for malformed cards
         raise ImageFileError(path, f"{what} header cannot be parsed ({exc})") from None
+    for card in header.cards:  # every value readable now, so no later look-up fails deep inside
+        try:
+            card.value
+        except Exception:
+            raise ImageFileError(path, f"{what} header keyword {card.keyword} is unreadable: "
+                                 f"{card.image.strip()!r}") from None
     return header, offset + len(raw)
 
 
@@ -274,8 +277,15 @@ def _read_fits_info(path: Path) -> ImageInfo:
                             "beam_error": beam_error})
 
 
+#: header keywords that must hold finite numbers when present (wcslib quietly ignores text in them)
+_WCS_NUMBERS = re.compile(r"^(CRPIX|CRVAL|CDELT|CROTA)\d+$|^(PC|CD)\d+_\d+$|^RESTFR(Q|EQ)$")
+
+
 def _fits_wcs(path: Path, header):
     from astropy.wcs import WCS
+    for key in header:
+        if _WCS_NUMBERS.match(key):
+            _card(header, key, path, float)
     try:
         with warnings.catch_warnings():  # CASA's headers make astropy fix OBSGEO/date keywords, loudly
             warnings.simplefilter("ignore")

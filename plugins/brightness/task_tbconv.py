@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from almatools import log
+from almatools import limits, log
 from almatools.errors import TaskParameterError
-from almatools.io import free_bytes, remove_path, remove_stale_scratch, replace_path, scratch_path
+from almatools.io import remove_path, remove_stale_scratch, replace_path, scratch_path
 
 from . import conversion as conv
 from . import images
@@ -345,12 +345,8 @@ def _output_path(path: Path, src_format, dst_format, outunit, outfile, inplace, 
 
 def _check_space(info, target: Path, cross_format: bool) -> None:
     """The output (and, across formats, an intermediate copy) must fit on the disk before work starts."""
-    need = info.nbytes * (2 if cross_format else 1) + 2**20
-    free = free_bytes(target.parent)
-    if need > free:
-        raise TaskParameterError(TASK, "outfile", str(target),
-                                 f"needs {need / 1e9:.3f} GB for the converted image (the input is "
-                                 f"{info.nbytes / 1e9:.3f} GB) and {target.parent} has {free / 1e9:.3f} GB free")
+    limits.check_disk_space(target.parent, info.nbytes * (2 if cross_format else 1),
+                            subject=limits.parameter("outfile"))
 
 
 def _convert_into(info, target: Path, src_format, dst_format, converter, outunit, history) -> dict:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from almatools import log
+from almatools import limits, log
 from almatools.errors import TaskParameterError
-from almatools.io import free_bytes, remove_path, remove_stale_scratch, replace_path, scratch_path
+from almatools.io import remove_path, remove_stale_scratch, replace_path, scratch_path
 
 from . import components as comp
 from .grid import ARCSEC, grid_from_parameters, grid_from_template, rad_per
@@ -186,30 +186,25 @@ def _plane_fluxes(components, freqs, stokes) -> np.ndarray:
 
 
 def _check_bounds(image: Path, shape, components, renormalise, cdelt, method, exportfits, beam_axes) -> None:
-    """Disk space, sampling memory and the number of pixel evaluations, before anything is written."""
+    """Disk space, sampling size and the number of pixel evaluations, before anything is written."""
     nx, ny, npol, nchan = shape
     image_bytes = nx * ny * npol * nchan * PIXEL_BYTES
-    need = image_bytes * (1 + bool(beam_axes) + bool(exportfits)) + 16 * 2**20
-    free = free_bytes(image.parent)
-    if need > free:
-        raise TaskParameterError(TASK, "imsize", [nx, ny], f"a {nx} x {ny} x {npol} x {nchan} model needs "
-                                 f"{need / 1e9:.4g} GB (image{', convolved copy' if beam_axes else ''}"
-                                 f"{', FITS' if exportfits else ''}) and {image.parent} has {free / 1e9:.4g} GB free")
+    limits.check_disk_space(image.parent, image_bytes * (1 + bool(beam_axes) + bool(exportfits)),
+                            subject=limits.parameter("imsize"))
     evaluations = 0
     for k, c in enumerate(components):
         if c.shape == "point":
             continue
         x0, x1, y0, y1 = footprint_box(c, (0.0, 0.0), cdelt)
         area = (x1 - x0) * (y1 - y0)
-        if renormalise[k] and area > MAX_SAMPLED_PIXELS:
-            raise TaskParameterError(TASK, "majoraxis", f"{c.major / ARCSEC:.6g}arcsec",
-                                     f"component {k} ({c.shape}) spans {area:.3g} pixels; sampling it exactly is "
-                                     f"bounded at {MAX_SAMPLED_PIXELS} pixels: use larger cells")
+        if renormalise[k]:
+            limits.check_count(area, MAX_SAMPLED_PIXELS, subject=f"{TASK}: component {k} ({c.shape}, "
+                               f"{c.major / ARCSEC:.6g} arcsec) sampled exactly", unit="pixels",
+                               hint="use larger cells")
         evaluations += min(area, nx * ny) if method == "footprint" or renormalise[k] else nx * ny
-    if evaluations > MAX_EVALUATIONS:
-        raise TaskParameterError(TASK, "imsize", [nx, ny], f"the components need about {evaluations:.3g} pixel "
-                                 f"evaluations, more than the bound {MAX_EVALUATIONS:.3g} (minutes of work): use "
-                                 "fewer or smaller components, a coarser grid or method='footprint'")
+    limits.check_count(evaluations, MAX_EVALUATIONS, subject=limits.parameter("imsize"),
+                       unit="pixel evaluations", hint="use fewer or smaller components, a coarser grid or "
+                       "method='footprint'")
 
 
 def _empty_image(ct, model: Path, shape, csys: dict, meanwhile=None) -> None:
