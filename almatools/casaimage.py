@@ -233,6 +233,7 @@ def _layout(tb, image: Path) -> tuple[TiledPixels | None, str]:
         size = layout.file.stat().st_size
     except FileNotFoundError:
         return None, f"no data file {layout.file.name}"
-    if size != layout.ntiles * layout.tile_bytes:
-        return None, f"{layout.file.name} holds {size} bytes, {layout.ntiles} tiles need {layout.ntiles * layout.tile_bytes}"
+    need = layout.ntiles * layout.tile_bytes
+    if size != need:
+        return None, f"{layout.file.name} holds {size} bytes, {layout.ntiles} tiles need {need}"
     return layout, ""

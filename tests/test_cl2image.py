@@ -461,3 +461,14 @@ def test_generated_component_and_grid_parameters_model_or_are_refused(tmp_path_f
         assert np.isfinite(plane["image_jy"]) and np.isfinite(plane["components_jy"])
         assert plane["image_jy"] == pytest.approx(float(got[:, :, 0, plane["channel"]].sum(dtype=np.float64)),
                                                   rel=1e-6, abs=1e-30)
+
+
+def test_a_pixel_file_that_cannot_be_written_directly_is_written_through_casa(tmp_path, monkeypatch):
+    """When the new image's pixel file is not one :mod:`almatools.casaimage` understands, the same tiles go
+    through ``putchunk`` (simulated: the layout check says no)."""
+    from almatools.plugins.models import render
+    direct = cl2image(imagename=str(tmp_path / "a.im"), nchan=3, exportfits=False, **TWO_GAUSSIANS)
+    monkeypatch.setattr(render, "tiled_pixels", lambda image: (None, "not a plain tiled file (test)"))
+    through = cl2image(imagename=str(tmp_path / "b.im"), nchan=3, exportfits=False, **TWO_GAUSSIANS)
+    assert np.array_equal(pixels(tmp_path / "a.im")[0], pixels(tmp_path / "b.im")[0])
+    assert [f["image_jy"] for f in through["flux"]] == [f["image_jy"] for f in direct["flux"]]

@@ -646,3 +646,35 @@ def test_an_output_caught_between_its_two_renames_is_put_back(tmp_path):
     (tmp_path / f".k.image.tmp{os.getpid()}").mkdir()  # alive: kept
     tbconv(imagename=str(tmp_path / "k.image"), outfile=str(tmp_path / "k.K.image"))
     only(tmp_path, "k.image", "k.K.image", f".k.image.tmp{os.getpid()}")
+
+
+@pytest.mark.parametrize("approximation", ["rj", "planck"])
+def test_an_image_whose_pixels_are_not_in_one_tiled_file_is_converted_by_casa(tmp_path, approximation):
+    """A virtual concatenation (imageconcat.json, no table) goes through CASA: copied by subimage, then LEL or
+    getchunk/putchunk blocks."""
+    pixels, names = make_casa_cube(tmp_path / "cube.image")
+    ct = casatools()
+    ia, rg = ct.image(), ct.regionmanager()
+    try:
+        ia.open(str(tmp_path / "cube.image"))
+        for name, (c0, c1) in (("a.image", (0, 2)), ("b.image", (3, NCHAN - 1))):
+            box = rg.box(blc=[0, 0, 0, c0], trc=[NX - 1, NX + 2, 1, c1])
+            ia.subimage(outfile=str(tmp_path / name), region=box).done()
+        ia.close()
+        ia.imageconcat(outfile=str(tmp_path / "cat.image"), infiles=[str(tmp_path / "a.image"), str(tmp_path / "b.image")],
+                       axis=3, mode="nomovevirtual").done()
+    finally:
+        ia.done()
+        rg.done()
+    assert not (tmp_path / "cat.image" / "table.dat").exists()
+    r = tbconv(imagename=str(tmp_path / "cat.image"), outfile=str(tmp_path / "k.image"), approximation=approximation)
+    assert r["method"] == "casa"
+    out, bunit, history = read_casa(tmp_path / "k.image")
+    assert bunit == "K" and any("tbconv: Jy/beam -> K" in h for h in history)
+    if approximation == "rj":
+        np.testing.assert_allclose(out, expected_kelvin(pixels, names, 2), rtol=2e-7)
+    else:
+        bmaj, bmin, _ = beams_for(NCHAN, 2)[4][1]
+        ref = tbconv(values=list(pixels[:3, :3, 1, 4].ravel()), inunit="Jy/beam", freq=f"{F0 + 4 * DF}Hz",
+                     beam=[f"{bmaj}arcsec", f"{bmin}arcsec"], approximation="planck")["converted"]
+        np.testing.assert_allclose(out[:3, :3, 1, 4].ravel(), ref, rtol=2e-6)

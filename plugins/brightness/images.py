@@ -406,8 +406,8 @@ def convert_fits(info: ImageInfo, outfile: Path, converter, new_bunit: str, hist
     dtype = np.dtype(">f4" if info.extra["bitpix"] == -32 else ">f8")
     header, _ = _read_header_of(info)
     header["BUNIT"] = new_bunit
-    for line in history:
-        header.add_history(line)
+    for line in history:  # FITS headers are ASCII: a file name with other letters keeps its place as '?'
+        header.add_history(line.encode("ascii", "replace").decode("ascii"))
     runs = _Runs(info)
     blocks = 0
     with open(info.path, "rb", buffering=0) as src, open(outfile, "wb", buffering=0) as dst:

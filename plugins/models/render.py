@@ -119,7 +119,8 @@ class SkyGrid:
         """Unit vectors ``[3, ...]`` of pixel centres (x, y broadcast together)."""
         u, v, w = self.projected(x, y)
         shape = (3,) + (1,) * u.ndim
-        return u[None] * self.east.reshape(shape) + v[None] * self.north.reshape(shape) + w[None] * self.centre.reshape(shape)
+        return (u[None] * self.east.reshape(shape) + v[None] * self.north.reshape(shape)
+                + w[None] * self.centre.reshape(shape))
 
     def projected(self, x, y):
         """The pixel centres' components along the reference direction's east, north and centre vectors."""
