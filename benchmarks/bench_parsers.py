@@ -421,6 +421,72 @@ def _best_time(parse, data, repeat: int = 3) -> float:
     return best
 
 
+
+# --- tbconv's FITS header reader and cl2image's component table reader (files: made under a temporary directory) ---
+
+def _scratch_file(name: str, data: bytes) -> str:
+    import atexit
+    import shutil
+    import tempfile
+    global _SCRATCH
+    if "_SCRATCH" not in globals():
+        _SCRATCH = tempfile.mkdtemp(prefix="almatools-bench-parsers-")
+        atexit.register(shutil.rmtree, _SCRATCH, True)
+    path = f"{_SCRATCH}/{name}"
+    with open(path, "wb") as fh:
+        fh.write(data)
+    return path
+
+
+def _fits_cube(n: int) -> str:
+    """A FITS cube whose header has n/4 HISTORY cards (as long CASA histories are) and a BEAMS table of n rows."""
+    import numpy as np
+    from astropy.io import fits
+    header = fits.Header()
+    header.update(CTYPE1="RA---SIN", CRVAL1=165.0, CDELT1=-2.8e-5, CRPIX1=2, CUNIT1="deg", CTYPE2="DEC--SIN",
+                  CRVAL2=-34.7, CDELT2=2.8e-5, CRPIX2=2, CUNIT2="deg", CTYPE3="FREQ", CRVAL3=2.3e11, CDELT3=1e6,
+                  CRPIX3=1, CUNIT3="Hz", BUNIT="Jy/beam", CASAMBM=True)
+    for k in range(n // 4):
+        header.add_history(f"imager step {k}: a line as tclean writes, {k * 7 % 1000} iterations")
+    beams = fits.BinTableHDU.from_columns([
+        fits.Column(name="BMAJ", format="1E", unit="arcsec", array=np.full(n, 1.0)),
+        fits.Column(name="BMIN", format="1E", unit="arcsec", array=np.full(n, 0.5)),
+        fits.Column(name="BPA", format="1E", unit="deg", array=np.zeros(n)),
+        fits.Column(name="CHAN", format="1J", array=np.arange(n)),
+        fits.Column(name="POL", format="1J", array=np.zeros(n, int))], name="BEAMS")
+    import io
+    out = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(np.zeros((n, 2, 2), np.float32), header), beams]).writeto(out)
+    return _scratch_file(f"cube{n}.fits", out.getvalue())
+
+
+def _read_fits_cube(path: str):
+    from almatools.plugins.brightness.images import read_info
+    return read_info(path)
+
+
+def _component_table(n: int) -> str:
+    """A CSV component table of n/10 rows (each row is parsed by CASA's quanta and measures)."""
+    rows = ["direction,flux,freq,shape,majoraxis,minoraxis,positionangle,spectralindex"]
+    for k in range(n // 10):
+        rows.append(f"J2000 10h00m{k % 60:02d}.{k % 1000:03d}s -30d{k % 60:02d}m00.0s,{0.1 + k % 7},230GHz,"
+                    f"{('point', 'gaussian', 'disk')[k % 3]},{0.4 + k % 5 / 10}arcsec,{0.1 + k % 3 / 10}arcsec,"
+                    f"{k % 180}deg,{(k % 9 - 4) / 2}")
+    return _scratch_file(f"components{n}.csv", ("\n".join(rows) + "\n").encode())
+
+
+def _read_component_table(path: str):
+    from pathlib import Path
+    from almatools.plugins.models.components import from_table
+    return from_table(Path(path), "Jy")
+
+
+TARGETS += [
+    ("tbconv FITS header and BEAMS table reader", _fits_cube, _read_fits_cube),
+    ("cl2image CSV/ECSV component table reader", _component_table, _read_component_table),
+]
+
+
 def run(quick: bool = False) -> list[dict]:
     n = 500 if quick else 5000
     rows = []

@@ -6,12 +6,14 @@ import math
 import numpy as np
 import pytest
 from astropy.io import fits
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from astropy.table import Table
 from astropy.wcs import WCS
 
 from almatools.casa_tasks import cl2image
 from almatools.casaenv import casatools
-from almatools.errors import TaskParameterError
+from almatools.errors import ResourceLimitError, TaskParameterError
 from plugins.models import TWO_GAUSSIANS
 
 pytestmark = pytest.mark.casa
@@ -60,10 +62,14 @@ def test_two_gaussians_equal_the_toolkit_sequence_pixel_by_pixel(tmp_path):
     expected = toolkit_two_gaussians(tmp_path / "toolkit.im")
     r = cl2image(imagename=str(tmp_path / "model.im"), **TWO_GAUSSIANS)
     got, unit = pixels(tmp_path / "model.im")
+    assert r["method"] == "footprint"
     assert unit == "Jy/pixel" and got.shape == expected.shape == (256, 256, 1, 1)
-    assert np.array_equal(got, expected)
+    assert np.abs(got - expected).max() <= 1e-6 * expected.max()
     assert r["flux"][0]["image_jy"] == pytest.approx(1.5, rel=1e-4)
+    assert r["flux"][0]["image_jy"] == pytest.approx(float(got.sum(dtype=np.float64)), rel=1e-12)
     assert (tmp_path / "model.cl").is_dir() and (tmp_path / "model.fits").is_file()
+    toolkit = cl2image(imagename=str(tmp_path / "tk.im"), method="toolkit", **TWO_GAUSSIANS)
+    assert toolkit["method"] == "toolkit" and np.array_equal(pixels(tmp_path / "tk.im")[0], expected)
 
 
 def test_total_flux_conserved_for_points_gaussians_and_disks(tmp_path):
@@ -215,3 +221,254 @@ def test_refusals(tmp_path):
     with pytest.raises(TaskParameterError, match="exists; set overwrite=True"):
         cl2image(**base)
     assert cl2image(**base, overwrite=True)["ncomponents"] == 1
+
+
+# --- footprint against the toolkit -----------------------------------------------------------------
+
+NX, NY = 48, 40
+CELL = 0.1  # arcsec
+
+
+def offset_direction(east_arcsec: float, north_arcsec: float) -> str:
+    """The direction east and north of CENTRE by the given offsets (SIN projection, as the image's)."""
+    from astropy.coordinates import SkyCoord
+    import astropy.units as u
+    c = SkyCoord(150.0 * u.deg, -30.0 * u.deg).spherical_offsets_by(east_arcsec * u.arcsec, north_arcsec * u.arcsec)
+    return f"J2000 {float(c.ra.deg)!r}deg {float(c.dec.deg)!r}deg"
+
+
+component = st.fixed_dictionaries({
+    "shape": st.sampled_from(["point", "gaussian", "disk"]),
+    # whole, half and arbitrary pixel offsets: pixel centres, pixel edges, anywhere
+    "east": st.one_of(st.integers(-30, 30).map(lambda k: k * CELL / 2), st.floats(-3.0, 3.0)),
+    "north": st.one_of(st.integers(-30, 30).map(lambda k: k * CELL / 2), st.floats(-3.0, 3.0)),
+    "major": st.one_of(st.sampled_from([0.1, 0.2, 0.4, 1.0]), st.floats(0.03, 1.5)),
+    "ratio": st.floats(0.3, 1.0),
+    "pa": st.floats(-200.0, 400.0),
+    "flux": st.floats(-1.0, 2.0),
+    "index": st.floats(-3.0, 3.0),
+})
+
+
+@settings(max_examples=12, deadline=None)  # a property of the renderer, two CASA images per example
+@given(comps=st.lists(component, min_size=1, max_size=6), nchan=st.integers(1, 3),
+       stokes=st.sampled_from(["I", "IQUV"]), ra_left=st.booleans(),
+       polarisation=st.tuples(st.floats(-0.5, 0.5), st.floats(-0.5, 0.5), st.floats(-0.2, 0.2)))
+def test_footprint_equals_the_toolkit_on_generated_models(tmp_path_factory, comps, nchan, stokes, ra_left,
+                                                          polarisation):
+    """Stokes I equals CASA's ia.modify to 1e-6 of the peak.  Q, U and V are checked against the I plane
+    (one polarisation fraction for all components): CASA 6.7 itself gives Q and U that change from run
+    to run for several polarised Gaussians with spectral indices, so it cannot be the reference there."""
+    tmp = tmp_path_factory.mktemp("model")
+    fractions = (1.0,) + polarisation
+    args = dict(direction=[offset_direction(c["east"], c["north"]) for c in comps],
+                flux=[[c["flux"] * f for f in fractions] for c in comps], freq=["230GHz"],
+                shape=[c["shape"] for c in comps], majoraxis=[f"{c['major']}arcsec" for c in comps],
+                minoraxis=[f"{c['major'] * c['ratio']}arcsec" for c in comps],
+                positionangle=[f"{c['pa']}deg" for c in comps], spectralindex=[c["index"] for c in comps],
+                imsize=[NX, NY], cell=[f"{'-' if ra_left else ''}{CELL}arcsec", f"{CELL}arcsec"],
+                phasecenter=CENTRE, nchan=nchan, start="225GHz", width="5GHz", stokes=stokes, exportfits=False)
+    fast = cl2image(imagename=str(tmp / "fast.im"), **args)
+    slow = cl2image(imagename=str(tmp / "slow.im"), method="toolkit", **args)
+    assert fast["method"] == "footprint" and slow["method"] == "toolkit"
+    a, b = pixels(tmp / "fast.im")[0].astype(float), pixels(tmp / "slow.im")[0].astype(float)
+    peak = max(np.abs(b[:, :, 0]).max(), 1e-30)
+    assert np.abs(a[:, :, 0] - b[:, :, 0]).max() <= 1e-6 * peak
+    for s in range(1, a.shape[2]):
+        assert np.abs(a[:, :, s] - fractions[s] * a[:, :, 0]).max() <= 1e-6 * peak
+    for f, g in zip(fast["flux"], slow["flux"]):
+        assert f["image_jy"] == pytest.approx(g["image_jy"], rel=1e-6, abs=1e-6 * peak)
+    assert sorted(fast["warnings"]) == sorted(slow["warnings"])
+
+
+def test_renormalised_components_follow_the_spectral_index_in_every_channel(tmp_path):
+    """Disks and sub-pixel Gaussians are rescaled to their exact flux channel by channel, every Stokes
+    parameter with the component's own spectrum (one channel's flux used for all would be caught)."""
+    freqs = 220e9 + 10e9 * np.arange(5)
+    comps = dict(direction=[CENTRE, offset_direction(1.3, -0.7), offset_direction(-1.0, 1.1)],
+                 flux=[[1.0, 0.2, -0.1, 0.05], [0.5, 0.0, 0.0, 0.0], [0.3, 0.03, 0.0, -0.02]], freq=["230GHz"],
+                 shape=["disk", "gaussian", "disk"], majoraxis=["0.8arcsec", "0.05arcsec", "0.33arcsec"],
+                 minoraxis=["0.8arcsec", "0.04arcsec", "0.21arcsec"], positionangle=["0deg", "30deg", "-20deg"],
+                 spectralindex=[2.0, -0.7, 3.5], imsize=[64], cell=["0.1arcsec"], phasecenter=CENTRE,
+                 nchan=5, start="220GHz", width="10GHz", stokes="IQUV")
+    flux = np.array(comps["flux"])
+    expected = (freqs[:, None, None] / 230e9) ** np.array(comps["spectralindex"])[None, :, None] * flux[None]
+    for method in ("footprint", "toolkit"):
+        r = cl2image(imagename=str(tmp_path / f"{method}.im"), method=method, **comps)
+        got = pixels(tmp_path / f"{method}.im")[0].astype(float)  # [x, y, stokes, channel]
+        np.testing.assert_allclose(got.sum(axis=(0, 1)).T, expected.sum(axis=1), rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose([f["image_jy"] for f in r["flux"]], expected[:, :, 0].sum(axis=1), rtol=1e-6)
+        for k in range(1, 5):  # each channel is the first channel's pattern, scaled per component
+            assert not np.allclose(got[:, :, 0, k], got[:, :, 0, 0])
+        disk = got[:, :, 0, :][27:38, 27:38]  # the central disk alone: its shape scales by its own spectrum
+        np.testing.assert_allclose(disk[:, :, 3] / disk[:, :, 0].max(), disk[:, :, 0] / disk[:, :, 0].max()
+                                   * (freqs[3] / freqs[0]) ** 2.0, atol=1e-6)
+
+
+# --- empty lists, bounds, hostile values, interruptions --------------------------------------------
+
+def test_an_empty_component_list_makes_an_empty_model_on_an_explicit_grid(tmp_path):
+    grid = dict(imsize=[32], cell=["0.1arcsec"], phasecenter=CENTRE, start="230GHz", nchan=2)
+    r = cl2image(imagename=str(tmp_path / "empty.im"), **grid)
+    got, unit = pixels(tmp_path / "empty.im")
+    assert got.shape == (32, 32, 1, 2) and not got.any() and unit == "Jy/pixel"
+    assert r["ncomponents"] == 0 and r["warnings"] == ["no components: the model is empty"]
+    assert [f["image_jy"] for f in r["flux"]] == [0.0, 0.0]
+    Table({"direction": [], "flux": [], "freq": []}, dtype=[str, float, str]).write(tmp_path / "none.csv",
+                                                                                   format="ascii.csv")
+    assert cl2image(imagename=str(tmp_path / "t.im"), complist=str(tmp_path / "none.csv"), **grid)["ncomponents"] == 0
+    with pytest.raises(TaskParameterError, match=r"'phasecenter'.*no components to derive the grid from: give "
+                                                 r"phasecenter, imsize, cell, start"):
+        cl2image(imagename=str(tmp_path / "nothing.im"))
+    assert not (tmp_path / "nothing.im").exists()
+
+
+def test_a_model_too_large_for_the_disk_is_refused_before_anything_is_written(tmp_path):
+    target = tmp_path / "new" / "huge.im"
+    with pytest.raises(ResourceLimitError, match=r"cl2image: parameter 'imsize' needs 7\.3 TiB of disk space in "
+                                                 r".*; the bound is [\d.]+ [GMT]iB \(free space there minus a"):
+        cl2image(imagename=str(target), direction=[CENTRE], flux=[1.0], freq=["230GHz"], imsize=[1000000],
+                 cell=["0.001arcsec"])
+    assert list(tmp_path.iterdir()) == []  # not even the output directory
+
+
+def test_work_bounds_are_checked_before_work(tmp_path):
+    base = dict(imagename=str(tmp_path / "m.im"), freq=["230GHz"], imsize=[4000], cell=["0.01arcsec"],
+                phasecenter=CENTRE, exportfits=False)
+    with pytest.raises(ResourceLimitError, match=r"cl2image: component 0 \(disk, 60 arcsec\) sampled exactly needs "
+                                                 r"36,\d+,\d+ pixels; the bound is 16,777,216 pixels; use larger cells"):
+        cl2image(direction=[CENTRE], flux=[1.0], shape=["disk"], majoraxis=["60arcsec"], **base)
+    with pytest.raises(ResourceLimitError, match=r"cl2image: parameter 'imsize' needs 2,080,000,000 pixel evaluations; "
+                                                 r"the bound is 2,000,000,000 pixel evaluations"):
+        cl2image(direction=[CENTRE] * 130, flux=[1.0], shape=["gaussian"], majoraxis=["1arcsec"], method="toolkit",
+                 **base)
+    with pytest.raises(TaskParameterError, match=r"'cell'.*the image would span 153 x 153 deg: more than the SIN "
+                                                 r"projection holds"):
+        cl2image(imagename=str(tmp_path / "m.im"), direction=[CENTRE], flux=[1.0], freq=["230GHz"], imsize=[100],
+                 cell=["1.5deg"], phasecenter=CENTRE)
+    assert not any(tmp_path.iterdir())
+
+
+FAULT_RUN = """
+import signal, sys
+from almatools.casa_tasks import cl2image
+from almatools.plugins.models import render
+real = render._RawTiles.write
+def write_then_wait(self, origin, values):
+    real(self, origin, values)
+    print("WRITING", flush=True)
+    signal.pause()  # killed here, half-way through
+render._RawTiles.write = write_then_wait
+cl2image(imagename=sys.argv[1], direction=["J2000 10h00m00.0s -30d00m00.0s"], flux=[1.0], freq=["230GHz"],
+         shape=["gaussian"], majoraxis=["2arcsec"], imsize=[512], cell=["0.05arcsec"], nchan=3)
+"""
+
+
+def test_a_killed_run_leaves_a_work_directory_the_next_run_removes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    child = subprocess.Popen([sys.executable, "-c", FAULT_RUN, str(tmp_path / "m.im")], stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert child.stdout.readline().strip() == "WRITING"
+        work = list(tmp_path.glob(f".m.im.cl2image-*-{child.pid}.work"))
+        assert len(work) == 1 and (work[0] / "model.im").is_dir()
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    finally:
+        child.kill()
+    assert work[0].exists() and not (tmp_path / "m.im").exists()
+    r = cl2image(imagename=str(tmp_path / "m.im"), direction=[CENTRE], flux=[1.0], freq=["230GHz"], imsize=[64],
+                 cell=["0.1arcsec"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.cl", "m.fits", "m.im"]
+    assert r["flux"][0]["image_jy"] == pytest.approx(1.0, rel=1e-6)
+
+
+def test_an_error_half_way_leaves_neither_outputs_nor_the_work_directory(tmp_path, monkeypatch):
+    from almatools.plugins.models import render
+
+    def fail(self, ct, image):
+        assert image.parent.name.startswith(".m.im.cl2image-")  # the work directory exists at this point
+        raise RuntimeError("disk unplugged")
+    monkeypatch.setattr(render.FootprintModel, "write", fail)
+    with pytest.raises(RuntimeError, match="disk unplugged"):
+        cl2image(imagename=str(tmp_path / "m.im"), direction=[CENTRE], flux=[1.0], freq=["230GHz"], imsize=[32],
+                 cell=["0.1arcsec"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_that_are_something_else_are_never_replaced(tmp_path):
+    import os
+    import signal
+    base = dict(direction=[CENTRE], flux=[1.0], freq=["230GHz"], imsize=[32], cell=["0.1arcsec"], overwrite=True)
+    (tmp_path / "m.im").mkdir()
+    (tmp_path / "m.im" / "notes.txt").write_text("mine")
+    with pytest.raises(TaskParameterError, match=r"m\.im exists and is not a CASA image: cl2image never replaces it"):
+        cl2image(imagename=str(tmp_path / "m.im"), **base)
+    assert (tmp_path / "m.im" / "notes.txt").read_text() == "mine"
+    (tmp_path / "n.fits").mkdir()
+    with pytest.raises(TaskParameterError, match=r"n\.fits exists and is not a FITS file"):
+        cl2image(imagename=str(tmp_path / "n.im"), **base)
+    os.mkfifo(tmp_path / "list.csv")
+    signal.alarm(20)  # reading a FIFO would block forever
+    try:
+        with pytest.raises(TaskParameterError, match=r"'complist'.*is neither a componentlist nor a regular file"):
+            cl2image(imagename=str(tmp_path / "p.im"), complist=str(tmp_path / "list.csv"), imsize=[32],
+                     cell=["0.1arcsec"], phasecenter=CENTRE)
+    finally:
+        signal.alarm(0)
+
+
+hostile_text = st.one_of(st.sampled_from(["", "0GHz", "-1GHz", "nanGHz", "infGHz", "1e400GHz", "230", "GHz", "230 GHz",
+                                          "0.5arcsec", "1e400arcsec", "-0.3arcsec", "0arcsec", "1e-300arcsec", "90deg",
+                                          "400deg", "1e300deg", "7rad", "abc", "é", "1 2 GHz", "3e8m"]),
+                         st.text(max_size=12))
+hostile_number = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
+                           st.sampled_from([0.0, -1.0, 1e308, -1e308, 1e-320, 1e6, -1e6]))
+
+
+@pytest.mark.fuzz
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(flux=st.lists(hostile_number, min_size=1, max_size=2), freq=st.lists(hostile_text, max_size=2),
+       shape=st.lists(st.one_of(st.sampled_from(["point", "gaussian", "disk", "Gaussian", "DISK"]), st.text(max_size=6)),
+                      max_size=2),
+       major=st.lists(hostile_text, max_size=2), minor=st.lists(hostile_text, max_size=2),
+       pa=st.lists(hostile_text, max_size=2), index=st.lists(hostile_number, max_size=2),
+       imsize=st.one_of(st.just([]), st.lists(st.one_of(st.integers(-3, 40), st.sampled_from([10**6, 10**9, 2**31])),
+                                              min_size=1, max_size=3)),
+       cell=st.lists(hostile_text, max_size=3), nchan=st.one_of(st.integers(-2, 3), st.just(10**9)),
+       start=hostile_text, width=hostile_text, fluxunit=st.one_of(st.sampled_from(["Jy", "mJy", "K", "", "Jy/beam"]),
+                                                                  st.text(max_size=5)))
+def test_generated_component_and_grid_parameters_model_or_are_refused(tmp_path_factory, flux, freq, shape, major,
+                                                                      minor, pa, index, imsize, cell, nchan, start,
+                                                                      width, fluxunit):
+    tmp = tmp_path_factory.mktemp("hostile")
+    n = len(flux)
+    try:
+        r = cl2image(imagename=str(tmp / "m.im"), direction=[CENTRE, "J2000 10h00m00.1s -30d00m00.5s"][:n], flux=flux,
+                     fluxunit=fluxunit, freq=freq, shape=shape, majoraxis=major, minoraxis=minor, positionangle=pa,
+                     spectralindex=index, imsize=imsize, cell=cell, phasecenter=CENTRE, nchan=nchan, start=start,
+                     width=width, exportfits=False)
+    except (TaskParameterError, ResourceLimitError) as exc:
+        assert str(exc).startswith("cl2image: ")  # names the task and the parameter or component
+        assert list(tmp.iterdir()) == []  # nothing written, no hidden work directory
+        return
+    assert sorted(p.name for p in tmp.iterdir()) == ["m.cl", "m.im"]
+    got = pixels(tmp / "m.im")[0]
+    assert np.isfinite(got).all()
+    for plane in r["flux"]:
+        assert np.isfinite(plane["image_jy"]) and np.isfinite(plane["components_jy"])
+        assert plane["image_jy"] == pytest.approx(float(got[:, :, 0, plane["channel"]].sum(dtype=np.float64)),
+                                                  rel=1e-6, abs=1e-30)
+
+
+def test_a_pixel_file_that_cannot_be_written_directly_is_written_through_casa(tmp_path, monkeypatch):
+    """When the new image's pixel file is not one :mod:`almatools.casaimage` understands, the same tiles go
+    through ``putchunk`` (simulated: the layout check says no)."""
+    from almatools.plugins.models import render
+    direct = cl2image(imagename=str(tmp_path / "a.im"), nchan=3, exportfits=False, **TWO_GAUSSIANS)
+    monkeypatch.setattr(render, "tiled_pixels", lambda image: (None, "not a plain tiled file (test)"))
+    through = cl2image(imagename=str(tmp_path / "b.im"), nchan=3, exportfits=False, **TWO_GAUSSIANS)
+    assert np.array_equal(pixels(tmp_path / "a.im")[0], pixels(tmp_path / "b.im")[0])
+    assert [f["image_jy"] for f in through["flux"]] == [f["image_jy"] for f in direct["flux"]]

@@ -1,7 +1,8 @@
 """Built-in plugin ``models``: the ``cl2image`` task (model images from component lists).
 
 :mod:`.components` reads and checks components (parameters, tables, ``.cl``);
-:mod:`.grid` makes the image grid (explicit, template, MS, or derived).
+:mod:`.grid` makes the image grid (explicit, template, MS, or derived);
+:mod:`.render` puts the components into the image (each on its footprint, or CASA's ``ia.modify``).
 """
 
 from almatools import DemoStep, TaskSource, builtin_xml, hookimpl

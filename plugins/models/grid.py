@@ -77,14 +77,13 @@ def rad_per(unit: str) -> float:
 
 
 def channel_frequencies(cs, axis: int, n: int) -> list[float]:
-    """Frequency (Hz) of the first *n* pixels along spectral pixel *axis* of coordsys *cs*."""
-    freqs = []
-    pixel = list(cs.referencepixel()["numeric"])
-    for k in range(n):
-        pixel[axis] = k
-        q = cs.toworld(pixel, "m")["measure"]["spectral"]["frequency"]["m0"]
-        freqs.append(q["value"] * {"Hz": 1.0, "kHz": 1e3, "MHz": 1e6, "GHz": 1e9}[q["unit"]])
-    return freqs
+    """Frequency (Hz) of the first *n* pixels along spectral pixel *axis* of coordsys *cs* (one call)."""
+    import numpy as np
+    pixels = np.tile(np.asarray(cs.referencepixel()["numeric"], float)[:, None], (1, n))
+    pixels[axis] = np.arange(n)
+    world = cs.toworldmany(pixels)["numeric"][axis]
+    scale = {"Hz": 1.0, "kHz": 1e3, "MHz": 1e6, "GHz": 1e9}[cs.units()[axis]]
+    return [float(f) * scale for f in world]
 
 
 def good_size(n: int) -> int:
@@ -109,9 +108,19 @@ def _offsets(components: list[Component], ra0: float, dec0: float):
         yield x, y
 
 
+#: a derived image side beyond this many pixels is a mistake (a component on the far side of the sky)
+MAX_DERIVED_PIXELS = 2**16
+
+
 def grid_from_parameters(components: list[Component], imsize, cell, phasecenter, nchan, start, width, stokes,
                          outframe, beam_minor_rad: float | None, beam_major_rad: float | None) -> Grid:
     """A grid from the explicit parameters, each empty one derived from the components."""
+    if not components:
+        missing = [name for name, value in (("phasecenter", phasecenter), ("imsize", list(imsize or [])),
+                                            ("cell", list(cell or [])), ("start", start)) if not value]
+        if missing:
+            raise TaskParameterError(TASK, missing[0], "", "there are no components to derive the grid from: "
+                                     f"give {', '.join(missing)} for an empty model (or give components)")
     if phasecenter:
         ra0, dec0 = _direction("phasecenter", phasecenter, 0)
     else:  # the mean direction of the components (as unit vectors: safe across RA = 0)
@@ -134,6 +143,8 @@ def grid_from_parameters(components: list[Component], imsize, cell, phasecenter,
         log.info(f"cell not given: {step / ARCSEC:.4g} arcsec (a fifth of the smallest component or beam)")
     if list(imsize or []):
         sizes = list(imsize)
+        if len(sizes) > 2:
+            raise TaskParameterError(TASK, "imsize", imsize, "give [n] or [nx, ny]")
         nx, ny = (sizes[0], sizes[0]) if len(sizes) == 1 else sizes[:2]
         if nx <= 0 or ny <= 0:
             raise TaskParameterError(TASK, "imsize", imsize, "must be positive")
@@ -141,15 +152,33 @@ def grid_from_parameters(components: list[Component], imsize, cell, phasecenter,
         offs = list(_offsets(components, ra0, dec0))
         extent = max(max(abs(x), abs(y)) for x, y in offs)
         extent += 3 * max([c.major for c in components] + [beam_major_rad or 0.0])
-        nx = ny = good_size(2 * extent / min(abs(dx), abs(dy)) + 16)
+        need = 2 * extent / min(abs(dx), abs(dy)) + 16
+        if not need <= MAX_DERIVED_PIXELS:
+            raise TaskParameterError(TASK, "imsize", imsize, f"holding every component would need {need:.3g} pixels "
+                                     f"a side (more than {MAX_DERIVED_PIXELS}): give imsize, cell and phasecenter")
+        nx = ny = good_size(need)
         log.info(f"imsize not given: {nx} x {ny} pixels to hold every component")
+    _check_projection(int(nx), int(ny), dx, dy, imsize, cell)
     if nchan < 1:
         raise TaskParameterError(TASK, "nchan", nchan, "must be at least 1")
     f0 = _q("start", start, "Hz", 0) if start else components[0].freq_hz
     df = _q("width", width, "Hz", 0) if width else f0 * 1e-3
     if df == 0:
         raise TaskParameterError(TASK, "width", width, "must not be zero")
+    last = f0 + (nchan - 1) * df
+    if not (f0 > 0 and last > 0 and math.isfinite(last)):
+        raise TaskParameterError(TASK, "start" if not f0 > 0 else "width", start if not f0 > 0 else width,
+                                 f"gives channel frequencies from {f0:.6g} to {last:.6g} Hz: all must be > 0")
     return Grid(int(nx), int(ny), dx, dy, ra0, dec0, f0, df, int(nchan), _stokes(stokes), outframe)
+
+
+def _check_projection(nx: int, ny: int, dx: float, dy: float, imsize, cell) -> None:
+    """Every pixel must lie on the SIN projection's hemisphere (direction cosines below 1)."""
+    half_x, half_y = (nx / 2 + 1) * abs(dx), (ny / 2 + 1) * abs(dy)
+    if not math.hypot(half_x, half_y) < 1:
+        raise TaskParameterError(TASK, "cell", cell, f"with imsize {[nx, ny]} the image would span "
+                                 f"{math.degrees(2 * half_x):.4g} x {math.degrees(2 * half_y):.4g} deg: more than the "
+                                 "SIN projection holds (a hemisphere)")
 
 
 def _stokes(stokes: str) -> list[str]:
@@ -180,6 +209,8 @@ def grid_from_template(template: Path, field: str, spw: str, stokes: str, imsize
         units = cs.units(type="direction")
         ref = cs.referencevalue(type="direction", format="n")["numeric"]
         freqs = channel_frequencies(cs, spec, shape[spec]) if spec is not None else []
+        stokes_names = list(cs.stokes()) if stk is not None else []
+        frame = cs.referencecode("spectral")[0] if spec is not None else "LSRK"
         cs.done()
     except RuntimeError as exc:
         raise TaskParameterError(TASK, "template", str(template), f"cannot be opened as an image: {exc}") from None
@@ -188,11 +219,13 @@ def grid_from_template(template: Path, field: str, spw: str, stokes: str, imsize
     if spec is None or stk is None or names != ["Right Ascension", "Declination", "Stokes", "Frequency"]:
         raise TaskParameterError(TASK, "template", str(template),
                                  f"has axes {names}; a template needs RA, Dec, Stokes, Frequency in that order")
-    g = Grid(shape[0], shape[1], inc[0] * rad_per(units[0]), inc[1] * rad_per(units[1]),
-             ref[0] * rad_per(units[0]), ref[1] * rad_per(units[1]), math.nan, math.nan, shape[3],
-             ["I", "Q", "U", "V"][:shape[2]] if shape[2] in (1, 4) else ["I"] * shape[2], template_csys=rec,
-             channel_freqs=freqs)
-    return g
+    unknown = [s for s in stokes_names if s not in ("I", "Q", "U", "V")]
+    if unknown:
+        raise TaskParameterError(TASK, "template", str(template), f"has Stokes planes {stokes_names}; "
+                                 "component models have I, Q, U and V only")
+    return Grid(shape[0], shape[1], inc[0] * rad_per(units[0]), inc[1] * rad_per(units[1]),
+                ref[0] * rad_per(units[0]), ref[1] * rad_per(units[1]), math.nan, math.nan, shape[3],
+                stokes_names, frame=frame, template_csys=rec, channel_freqs=freqs)
 
 
 def _grid_from_ms(ct, vis: Path, field: str, spw: str, stokes: str, imsize, cell) -> Grid:
