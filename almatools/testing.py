@@ -127,19 +127,14 @@ def _antenna_indices(x, y, z, nant, antennas):
 
 
 def _scans(names, duration_s, integration_s):
-    """(start, stop, field) of the scans: one scan for one field; for a mosaic, interleaved scans
-    cycling through the pointings four times, so that every pointing gets the same uv coverage."""
+    """(start, stop, field) of the scans: one scan for one field; for a mosaic, four cycles of
+    interleaved scans through the pointings, so that every pointing gets the same time and coverage."""
     if len(names) == 1:
         return [(0.0, float(duration_s), names[0])]
     scan = max(integration_s, round(duration_s / (4 * len(names)) / integration_s) * integration_s)
-    out, t = [], 0.0
-    while t + scan <= duration_s + 1e-9:
-        for name in names:
-            if t + scan > duration_s + 1e-9:
-                break
-            out.append((t, t + scan, name))
-            t += scan
-    return out
+    cycles = max(1, int(duration_s // (scan * len(names))))
+    return [((c * len(names) + k) * scan, (c * len(names) + k + 1) * scan, name)
+            for c in range(cycles) for k, name in enumerate(names)]
 
 
 def _hanning(noise: np.ndarray) -> np.ndarray:

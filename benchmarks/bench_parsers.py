@@ -34,10 +34,20 @@ def _parse_selection(text: str):
     return parse_selection(text)
 
 
+def _angle(n: int) -> list[str]:
+    return [f"{(k % 97) * 0.37 + 0.01:.4g}{('arcsec', 'arcmin', 'deg', 'mas')[k % 4]}" for k in range(n)]
+
+
+def _parse_angles(texts: list[str]):
+    from almatools.plugins.imaging.rules import parse_angle
+    return [parse_angle(t) for t in texts]
+
+
 #: (name, make_input(n), parse(input)); n is the size of the small input
 TARGETS = [
     ("cont.dat reader", _contdat, _parse_contdat),
     ("spw:channel selection parser", _selection, _parse_selection),
+    ("imadvise sourcesize angles", _angle, _parse_angles),
 ]
 
 

@@ -11,7 +11,7 @@ from almatools.io import atomic_path
 
 from .psf import imaging_grid, psf_patch
 from .rules import ARCSEC, C
-from .survey import HIST_BINS, HIST_STEP
+from .survey import HIST_BINS, HIST_STEP, density_units
 
 __all__ = ["plot_uv"]
 
@@ -32,7 +32,7 @@ def plot_uv(plotfile: str, surveys, plan, result: dict) -> str:
     FigureCanvasAgg(fig)
     ax_uv, ax_bl, ax_psf = fig.subplots(1, 3)
 
-    natural = np.sum([g.data for s in surveys for g in s.grids.values()], axis=0)
+    natural = density_units(surveys, classes, False)[0]
     w, u, v = _coarse_for_display(natural, geometry)
     full = np.concatenate([w[::-1, ::-1], w], axis=1)  # the mirrored half below v = 0
     vv = np.concatenate([-v[::-1], v])
@@ -68,8 +68,7 @@ def plot_uv(plotfile: str, surveys, plan, result: dict) -> str:
 
     beam = result["beam"]["combined"]["briggs"]
     per_ms = result["gridder"]["mosweight"]
-    grids = [np.sum([g.data for g in s.grids.values()], axis=0) for s in surveys if s.grids]
-    units = grids if per_ms else [np.sum(grids, axis=0)]
+    units = density_units(surveys, classes, per_ms)
     half = 2.0 * beam["major_rad"]
     axis = np.linspace(-half, half, 121)
     psf = psf_patch(imaging_grid(units, "briggs", result["robust"]), geometry, axis, axis)

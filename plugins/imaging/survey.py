@@ -35,9 +35,9 @@ from .psf import GridGeometry, WeightGrid
 from .rules import C
 
 __all__ = ["SurveyPlan", "MsSurvey", "survey_ms", "baseline_classes", "HIST_STEP", "percentile_length",
-           "CHUNK_FLAG_BYTES", "longest_length"]
+           "CHUNK_FLAG_BYTES", "longest_length", "density_units"]
 
-CHUNK_FLAG_BYTES = 48 * 2 ** 20  # flags read per chunk (the other columns are smaller)
+CHUNK_FLAG_BYTES = 16 * 2 ** 20  # flags read per chunk (larger reads are slower: casacore tile cache, page faults)
 MAX_SAMPLES_PER_CHUNK = 2 ** 22  # (row, channel block) samples gridded at once
 HIST_STEP = 1e-3  # baseline-length histogram: bins of 0.1 % (natural log), from 1 m
 HIST_BINS = 14000  # up to e^14 m = 1200 km
@@ -45,11 +45,13 @@ HIST_BINS = 14000  # up to e^14 m = 1200 km
 
 @dataclass(frozen=True)
 class SurveyPlan:
-    """What every MS's pass shares: the uv grid, and the longest baseline (metres) of all the MSs,
-    which sets how far a spw's channels spread over the grid."""
+    """What every MS's pass shares: the uv grid; the longest baseline (metres) of all the MSs, which
+    sets how far a spw's channels spread over the grid; whether every field gets its own grids
+    (mosaic gridding with ``mosweight=True`` weights every field on its own density)."""
 
     geometry: GridGeometry
     longest_m: float
+    per_field: bool = False
 
 
 @dataclass
@@ -57,7 +59,7 @@ class MsSurvey:
     """Mergeable partial results of one MS (or of one sub-MS of a Multi-MS)."""
 
     vis: str
-    grids: dict[str, WeightGrid] = field(default_factory=dict)
+    grids: dict[tuple[str, int], WeightGrid] = field(default_factory=dict)  # (class, field or -1)
     hist: dict[str, np.ndarray] = field(default_factory=dict)
     class_weight: dict[str, float] = field(default_factory=dict)
     class_wfreq: dict[str, float] = field(default_factory=dict)
@@ -71,11 +73,11 @@ class MsSurvey:
 
     def merge(self, other: "MsSurvey") -> "MsSurvey":
         """Add *other* (a survey of more rows of the same MS, e.g. another sub-MS) into this one."""
-        for name, grid in other.grids.items():
-            if name in self.grids:
-                self.grids[name] += grid
+        for key, grid in other.grids.items():
+            if key in self.grids:
+                self.grids[key] += grid
             else:
-                self.grids[name] = grid.copy()
+                self.grids[key] = grid.copy()
         for name, h in other.hist.items():
             self.hist[name] = self.hist.get(name, 0) + h
         for mine, theirs in ((self.class_weight, other.class_weight), (self.class_wfreq, other.class_wfreq),
@@ -91,6 +93,22 @@ class MsSurvey:
     @property
     def total_weight(self) -> float:
         return float(sum(self.spw_weight.values()))
+
+    @property
+    def classes(self) -> set[str]:
+        return {c for c, _ in self.grids}
+
+
+def density_units(surveys, classes, per_unit: bool) -> list[np.ndarray]:
+    """Natural-weight grids of the baseline *classes*, summed per density unit: one per MS and field
+    when *per_unit* (tclean's ``mosweight=True``), else one for everything."""
+    units = {}
+    for k, s in enumerate(surveys):
+        for (cls, fid), grid in s.grids.items():
+            if cls in classes:
+                key = (k, fid) if per_unit else 0
+                units[key] = units[key] + grid.data if key in units else grid.data.copy()
+    return list(units.values())
 
 
 def baseline_classes(dish: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -201,7 +219,8 @@ def survey_ms(ct, vis: str, selection, meta, plan: SurveyPlan, progress=None) ->
                 sub = tb.query(f"DATA_DESC_ID=={dd} && FIELD_ID IN [{fields}] && ANTENNA1!=ANTENNA2 && !FLAG_ROW",
                                columns="UVW,FLAG,WEIGHT,FIELD_ID,ANTENNA1,ANTENNA2,INTERVAL")
                 try:
-                    _survey_rows(sub, out, spw_id, mask, blocks, table, names, plan.geometry, progress)
+                    _survey_rows(sub, out, spw_id, mask, blocks, table, names, plan.geometry, plan.per_field,
+                                 progress)
                 finally:
                     sub.done()
     finally:
@@ -209,7 +228,7 @@ def survey_ms(ct, vis: str, selection, meta, plan: SurveyPlan, progress=None) ->
     return out
 
 
-def _survey_rows(sub, out, spw_id, mask, blocks, table, names, geometry, progress):
+def _survey_rows(sub, out, spw_id, mask, blocks, table, names, geometry, per_field, progress):
     nrow = sub.nrows()
     out.spw_weight.setdefault(spw_id, 0.0)
     out.spw_samples.setdefault(spw_id, 0)
@@ -238,19 +257,22 @@ def _survey_rows(sub, out, spw_id, mask, blocks, table, names, geometry, progres
         out.spw_samples[spw_id] += int(good[used].sum())
         out.spw_possible[spw_id] += int(count * int(mask.sum()))
         if used.any():
-            per_field = np.bincount(fid[used], weights=row_w[used])
-            for f in np.flatnonzero(per_field):
-                out.field_weight[int(f)] = out.field_weight.get(int(f), 0.0) + float(per_field[f])
+            field_sums = np.bincount(fid[used], weights=row_w[used])
+            for f in np.flatnonzero(field_sums):
+                out.field_weight[int(f)] = out.field_weight.get(int(f), 0.0) + float(field_sums[f])
         length = np.hypot(uvw[0], uvw[1])
         lbin = np.clip((np.log(np.maximum(length, 1.0)) / HIST_STEP).astype(np.int64), 0, HIST_BINS - 1)
+        unit = fid if per_field else np.full_like(fid, -1)
         for k in np.unique(cls[used]):
             name = names[int(k)]
             rows = used & (cls == k)
-            grid = out.grids.get(name)
-            if grid is None:
-                grid = out.grids[name] = WeightGrid(geometry)
+            for f in np.unique(unit[rows]):
+                these = rows & (unit == f)
+                grid = out.grids.get((name, int(f)))
+                if grid is None:
+                    grid = out.grids[(name, int(f))] = WeightGrid(geometry)
+                _grid_samples(grid, uvw[0][these], uvw[1][these], s[these], blocks)
             sk = s[rows]
-            _grid_samples(grid, uvw[0][rows], uvw[1][rows], sk, blocks)
             out.hist[name] = out.hist.get(name, 0) + np.bincount(lbin[rows], minlength=HIST_BINS)
             out.class_weight[name] = out.class_weight.get(name, 0.0) + float(sk.sum())
             out.class_wfreq[name] = out.class_wfreq.get(name, 0.0) + float((sk * fb).sum())

@@ -28,7 +28,7 @@ from almatools.errors import TaskParameterError
 from . import rules
 from .msmeta import format_direction, from_tangent, read_meta, select, tangent_offsets
 from .psf import GridGeometry, fit_beam, imaging_grid, noise_factor
-from .survey import SurveyPlan, baseline_classes, longest_length, percentile_length, survey_ms
+from .survey import SurveyPlan, baseline_classes, density_units, longest_length, percentile_length, survey_ms
 
 __all__ = ["imadvise"]
 
@@ -48,9 +48,11 @@ def imadvise(vis, field="", spw="", specmode="mfs", robust=0.5, sourcesize="", p
     if execute:
         _check_imagename_free(imagename)
     metas = [read_meta(ct, v) for v in vislist]
-    selections = [_select(ct, m, field, spw) for m in metas]
     provenance = _mous_provenance(mous) if mous else {}
+    spw_texts, continuum = _continuum_channels(vislist, spw, specmode, provenance)
+    selections = [_select(ct, m, field, s) for m, s in zip(metas, spw_texts)]
     plan = _plan(metas, selections, pblimit)
+    plan.notes.extend(continuum["warnings"])
     for note in plan.notes:
         log.info(note)
     with log.progress(total=sum(m.nrows for m in metas), desc=TASK, unit="row") as bar:
@@ -63,6 +65,7 @@ def imadvise(vis, field="", spw="", specmode="mfs", robust=0.5, sourcesize="", p
         raise TaskParameterError(TASK, "vis", vislist, "has no unflagged data with positive weights in the selection")
     result = _advise(metas, selections, surveys, plan, specmode, robust, extent, int(pixelsperbeam), pblimit,
                      provenance, imagename, int(niter))
+    result["continuum"] = continuum
     if plotfile:
         from .plot import plot_uv
         result["plotfile"] = plot_uv(plotfile, surveys, plan, result)
@@ -122,11 +125,37 @@ def _select(ct, meta, field, spw):
 
 
 def _mous_provenance(mous: str) -> dict:
-    """The calibration type (pipeline or manual) of a Member OUS, from calversion."""
+    """The calibration type (pipeline or manual) of a Member OUS, from calversion, and its cont.dat."""
     from almatools.casa_tasks import calversion
+    if not Path(mous).is_dir():
+        raise TaskParameterError(TASK, "mous", mous, "must be a Member OUS directory")
     r = calversion(path=mous)
+    contdat = sorted(str(p) for p in Path(mous).rglob("*cont.dat") if p.is_file())
     return {"calibration_type": r.get("calibration_type", ""), "casa_version": r.get("casa_version", ""),
-            "source": mous}
+            "source": mous, "contdat": contdat[0] if contdat else ""}
+
+
+def _continuum_channels(vislist, spw: str, specmode: str, provenance: dict):
+    """The spw selection for each MS: the user's, or for specmode='cont' without one, the line-free
+    channels of the Member OUS's cont.dat in each MS's own frame and numbering (frameconv)."""
+    info = {"source": "", "per_ms": {}, "warnings": []}
+    if specmode != "cont" or spw.strip():
+        return [spw] * len(vislist), info
+    if not provenance.get("contdat"):
+        info["warnings"].append("specmode='cont' without line-free channels (give spw with channel ranges, or mous "
+                                "with a cont.dat): every channel is used")
+        return [spw] * len(vislist), info
+    from almatools.casa_tasks import frameconv
+    r = frameconv(mode="contdat", contfile=provenance["contdat"], vis=list(vislist))
+    texts = []
+    for v in vislist:
+        fitspec = r["ms"].get(v, {}).get("fitspec", "")
+        if not fitspec:
+            info["warnings"].append(f"{v}: the cont.dat gives no single channel selection for it; every channel used")
+        texts.append(fitspec)
+        info["per_ms"][v] = fitspec
+    info["source"] = provenance["contdat"]
+    return texts, info
 
 
 # --------------------------------------------------------------------------- the plan
@@ -176,7 +205,10 @@ def _plan(metas, selections, pblimit: float) -> Plan:
     fov = (2 * (float(np.abs(l).max()) + radius), 2 * (float(np.abs(m).max()) + radius))
     bmax = max(meta.max_baseline() for meta in metas)
     umax = bmax * fmax / rules.C
-    ngrids = sum(len(baseline_classes(meta.dish)[1]) for meta in metas)
+    dishes = {round(float(d), 1) for meta in metas for d in meta.dish}
+    per_field = len(pointings) > 1 or len(dishes) > 1  # mosaic gridding, mosweight=True
+    ngrids = sum(len(baseline_classes(meta.dish)[1]) * (len(sel.field_ids) if per_field else 1)
+                 for meta, sel in zip(metas, selections))
     coarsen = 1
     while True:
         du, dv = coarsen / fov[0], coarsen / fov[1]
@@ -187,7 +219,7 @@ def _plan(metas, selections, pblimit: float) -> Plan:
     if coarsen > 1:
         notes.append(f"weight grids use {coarsen}x the image's uv cell (memory bound of "
                      f"{GRID_BUDGET_BYTES // 2 ** 20} MB); Briggs/uniform predictions are approximate")
-    return Plan(survey=SurveyPlan(geometry=geometry, longest_m=bmax), fov=fov, centre=(ra0, dec0), frame=frame,
+    return Plan(survey=SurveyPlan(geometry=geometry, longest_m=bmax, per_field=per_field), fov=fov, centre=(ra0, dec0), frame=frame,
                 pointings=pointings, pointing_fields=pointing_fields, pb_fwhm=fwhm, pb_radius=radius,
                 dish_min=dish_min, freq_min=fmin, freq_max=fmax, max_baseline=bmax, coarsened=coarsen, notes=notes)
 
@@ -211,17 +243,15 @@ def _group_pointings(l, m, owners, tolerance=rules.ARCSEC):
 def _advise(metas, selections, surveys, plan, specmode, robust, extent, ppb, pblimit, provenance, imagename,
             niter) -> dict:
     geometry = plan.survey.geometry
-    classes = sorted({c for s in surveys for c, g in s.grids.items() if g.data.any()}, key=_class_order)
+    classes = sorted({c for s in surveys for (c, _), g in s.grids.items() if g.data.any()}, key=_class_order)
     arrays = [c for c in classes if "+" not in c]
     mosaic = len(plan.pointings) > 1
     mixed = len({c.split("+")[0] for c in classes} | {c.split("+")[-1] for c in classes}) > 1
     gridder = "mosaic" if (mosaic or mixed) else "standard"
-    per_ms = gridder == "mosaic"  # tclean's mosweight=True: every MS weighted on its own density
+    per_ms = gridder == "mosaic"  # tclean's mosweight=True: every MS and field weighted on its own density
 
     def units(cls):
-        grids = [[s.grids[c].data for c in cls if c in s.grids] for s in surveys]
-        grids = [g for g in grids if g]
-        return [np.sum(g, axis=0) for g in grids] if per_ms else [np.sum([x for g in grids for x in g], axis=0)]
+        return density_units(surveys, cls, per_ms)
 
     beams = {"combined": _beams(units(classes), geometry, robust, surveys, classes)}
     for a in arrays if len(arrays) > 1 or len(classes) > 1 else []:
@@ -256,7 +286,7 @@ def _advise(metas, selections, surveys, plan, specmode, robust, extent, ppb, pbl
         "datacolumn": datacolumn,
         "beam": {**beams, "reason": ("the PSF of the data's own uv coverage: natural weights summed on the image's "
                                      "uv grid, weighted as tclean weights (Briggs 'norm', "
-                                     f"{'per MS (mosweight=True)' if per_ms else 'one density'}), Fourier "
+                                     f"{'per MS and field (mosweight=True)' if per_ms else 'one density'}), Fourier "
                                      "summed and fitted above psfcutoff=0.35 like tclean's restoring beam")},
         "mrs": {**scales, "reason": "Technical Handbook: MRS = 0.983 lambda/L5, resolution = 0.574 lambda/L80 "
                                     "(L5, L80: 5th/80th percentile of the projected baselines)"},
@@ -390,13 +420,14 @@ def _chanbin(meta, spw, mask, longest, fraction, specmode) -> dict:
                    f", under the compact-array rule's {rule_hz / 1e6:g} MHz" if smear_hz < rule_hz else
                    f"; the compact-array rule's {rule_hz / 1e6:g} MHz is the smaller"))
     nsel = int(mask.sum())
-    want = int(target // width) if width > 0 else 1
-    chanbin = rules.largest_divisor(spw.nchan, want) if nsel == spw.nchan else max(1, min(want, nsel))
+    chanbin = max(1, min(nsel, int(target // width))) if width > 0 else 1
     if width >= target:
         chanbin = 1
         why += f"; the channels are already {width / 1e6:.4g} MHz wide (existing averaging)"
     else:
-        why += f": chanbin={chanbin} ({chanbin * width / 1e6:.4g} MHz, a divisor of the {spw.nchan} channels)"
+        rest = nsel % chanbin
+        why += (f": chanbin={chanbin} ({chanbin * width / 1e6:.4g} MHz)"
+                + (f"; the {nsel} channels leave a last bin of {rest}" if rest else ""))
     return {**base, "chanbin": chanbin, "target_hz": target, "smearing_limit_hz": smear_hz, "rule_hz": rule_hz,
             "reason": why + hanning, "warnings": warnings}
 
