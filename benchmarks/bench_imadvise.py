@@ -6,6 +6,7 @@ channels, one antenna for a quarter of the track), then:
 
 * read: imadvise's wall time against reading UVW and FLAG with the table tool in chunks of the same
   size (imadvise never reads a data column); target <= 1.2x;
+* the same in CPU time (process_time: on a shared machine the wall clock also measures the others);
 * memory: the peak RSS of the process running imadvise (CASA included; VmHWM, since ru_maxrss
   counts the parent's memory at the fork); target <= 1 GB.
 
@@ -30,29 +31,28 @@ _MEASURE = r"""
 import json, resource, sys, time
 from almatools.casaenv import casatools
 from almatools.casa_tasks import imadvise
-from almatools.plugins.imaging.survey import CHUNK_FLAG_BYTES
 vis, what = sys.argv[1], sys.argv[2]
 tb = casatools().table()
-t = time.perf_counter()
+t, cpu = time.perf_counter(), time.process_time()
 if what == "imadvise":
     imadvise(vis=[vis])
 else:
     tb.open(vis)
     n = tb.nrows()
     ncorr, nchan = tb.getcell("FLAG", 0).shape
-    step = max(1, CHUNK_FLAG_BYTES // (ncorr * nchan))
+    step = max(1, 16 * 2 ** 20 // (ncorr * nchan))  # 16 MB of flags per read: about the fastest
     for first in range(0, n, step):
         count = min(step, n - first)
         tb.getcol("UVW", first, count)
         tb.getcol("FLAG", first, count)
     tb.done()
-elapsed = time.perf_counter() - t
+elapsed, cpu = time.perf_counter() - t, time.process_time() - cpu
 try:  # this program's own high-water mark (ru_maxrss would include the parent's memory at fork)
     with open("/proc/self/status") as fh:
         peak = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) / 1024
 except OSError:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"elapsed": elapsed, "peak_mb": peak}))
+print(json.dumps({"elapsed": elapsed, "cpu": cpu, "peak_mb": peak}))
 """
 
 
@@ -113,10 +113,15 @@ def run(quick: bool) -> list[dict]:
     gb = size / 1e9
     read = min(r["elapsed"] for r in reads)
     advise = min(a["elapsed"] for a in advises)
+    read_cpu = min(r["cpu"] for r in reads)
+    advise_cpu = min(a["cpu"] for a in advises)
     peak = max(a["peak_mb"] for a in advises)
     return [
         {"metric": f"imadvise vs UVW+FLAG read, {gb:.1f} GB MS (s)", "value": advise, "anchor": read,
          "ratio": advise / read, "target": "<= 1.2x", "ok": advise <= 1.2 * read},
+        # CPU time as well: on a shared machine the wall clock measures the other users too
+        {"metric": f"imadvise vs UVW+FLAG read, CPU time, {gb:.1f} GB (s)", "value": advise_cpu,
+         "anchor": read_cpu, "ratio": advise_cpu / read_cpu, "target": "<= 1.2x", "ok": advise_cpu <= 1.2 * read_cpu},
         {"metric": f"imadvise process peak RSS vs 1 GB, MS {gb:.1f} GB (MB)", "value": peak, "anchor": 1024.0,
          "ratio": peak / 1024.0, "target": "<= 1", "ok": peak <= 1024.0},
     ]

@@ -154,14 +154,7 @@ def read_meta(ct, vis: str) -> MsMeta:
         if os.path.isdir(os.path.join(vis, "STATE")):
             _, st = _read_table(tb, os.path.join(vis, "STATE"), ["OBS_MODE"])
             modes = [str(m) for m in st.get("OBS_MODE", [])]
-        tb.open(vis)  # the table tool runs TaQL only with a table open
-        q = tb.taql(f"select distinct FIELD_ID, DATA_DESC_ID, STATE_ID from '{vis}'")
-        try:
-            combos = (np.column_stack([q.getcol("FIELD_ID"), q.getcol("DATA_DESC_ID"), q.getcol("STATE_ID")])
-                      if q.nrows() else np.zeros((0, 3), int))
-        finally:
-            q.close()
-            tb.close()
+        combos = _distinct_combinations(tb, vis, nrows)
     finally:
         tb.done()
     positions = np.asarray(ant["POSITION"], float).T if len(ant.get("POSITION", [])) else np.zeros((0, 3))
@@ -170,6 +163,21 @@ def read_meta(ct, vis: str) -> MsMeta:
                   dd_spw=np.asarray(dd.get("SPECTRAL_WINDOW_ID", []), int),
                   dd_pol=np.asarray(dd.get("POLARIZATION_ID", []), int), corr_types=corr, fields=fields,
                   combos=np.asarray(combos, int), state_modes=modes)
+
+
+def _distinct_combinations(tb, vis: str, nrows: int, step: int = 2_000_000) -> np.ndarray:
+    """The distinct [FIELD_ID, DATA_DESC_ID, STATE_ID] of the main table, read in bounded chunks."""
+    found = set()
+    tb.open(vis)
+    try:
+        for first in range(0, nrows, step):
+            count = min(step, nrows - first)
+            f, d, s = (tb.getcol(c, first, count).astype(np.int64) for c in ("FIELD_ID", "DATA_DESC_ID", "STATE_ID"))
+            found.update(np.unique((f << 42) | (d << 21) | (s + 1)).tolist())  # ids < 2^21 each
+    finally:
+        tb.close()
+    keys = np.array(sorted(found), dtype=np.int64)
+    return np.column_stack([keys >> 42, (keys >> 21) & (2 ** 21 - 1), (keys & (2 ** 21 - 1)) - 1]).astype(int)
 
 
 def select(ct, meta: MsMeta, field_text: str, spw_text: str) -> Selection:

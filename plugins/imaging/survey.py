@@ -26,6 +26,8 @@ columns a flag check reads anyway.
 from __future__ import annotations
 
 import math
+import queue
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -147,13 +149,16 @@ def longest_length(hist: np.ndarray) -> float:
 
 @dataclass
 class _Blocks:
-    """A spw's channels in *nb* equal blocks: channel frequencies [block, chan], selection, mean frequency."""
+    """A spw's channels in *nb* equal blocks: channel frequencies [block, chan], selection, mean frequency,
+    lowest and highest selected frequency per block and of the whole spw."""
 
     freqs: np.ndarray
     selected: np.ndarray
     mean: np.ndarray
     lo: np.ndarray
     hi: np.ndarray
+    spw_lo: float
+    spw_hi: float
 
     @property
     def nb(self) -> int:
@@ -163,10 +168,11 @@ class _Blocks:
 def _blocks(freqs: np.ndarray, mask: np.ndarray, spread_cells: float) -> _Blocks:
     """Split a spw's channels into equal blocks (a divisor of nchan).
 
-    A visibility is gridded once per block, at its channels' cell when they all share one
-    (the first and the last selected channel do), else channel by channel, exactly as tclean
-    grids every channel.  *spread_cells* — how many cells the whole spw spans on the longest
-    baseline — sets the block count near sqrt(spread x nchan), which minimises the work.
+    A visibility is gridded once when all its selected channels share one uv cell (the first and
+    the last do); otherwise once per block, when the block's channels share a cell; otherwise
+    channel by channel — in every case in the cell tclean grids each channel into.
+    *spread_cells* — how many cells the whole spw spans on the longest baseline — sets the block
+    count near sqrt(spread x nchan), which keeps the straddling blocks' channels few.
     """
     nchan = freqs.size
     want = max(1, min(nchan, round(math.sqrt(max(spread_cells, 0.0) * nchan))))
@@ -176,23 +182,36 @@ def _blocks(freqs: np.ndarray, mask: np.ndarray, spread_cells: float) -> _Blocks
     mean = np.where(counts > 0, (f * sel).sum(axis=1) / np.maximum(counts, 1), 0.0)
     lo = np.where(sel, f, np.inf).min(axis=1)
     hi = np.where(sel, f, -np.inf).max(axis=1)
-    return _Blocks(freqs=f, selected=sel, mean=mean, lo=np.where(counts > 0, lo, 0.0), hi=np.where(counts > 0, hi, 0.0))
+    return _Blocks(freqs=f, selected=sel, mean=mean, lo=np.where(counts > 0, lo, 0.0),
+                   hi=np.where(counts > 0, hi, 0.0), spw_lo=float(freqs[mask].min()), spw_hi=float(freqs[mask].max()))
 
 
-def _grid_samples(grid: WeightGrid, u_m: np.ndarray, v_m: np.ndarray, s: np.ndarray, blocks: _Blocks) -> None:
-    """Grid (row, block) samples of weight *s* [row, block]; *u_m*, *v_m* per row in metres."""
+def _one_cell(g: GridGeometry, u_m, v_m, k_lo, k_hi) -> np.ndarray:
+    """Whether a visibility's channels from k_lo to k_hi (frequency / c) all fall into one uv cell."""
+    return ((np.floor(np.multiply.outer(u_m, k_lo) / g.du) == np.floor(np.multiply.outer(u_m, k_hi) / g.du))
+            & (np.floor(np.multiply.outer(v_m, k_lo) / g.dv) == np.floor(np.multiply.outer(v_m, k_hi) / g.dv)))
+
+
+def _grid_rows(grid: WeightGrid, u_m, v_m, row_w, straddle, s_blocks, blocks: _Blocks) -> None:
+    """Grid the rows of one (class, field): rows whose selected channels share a uv cell once, with their
+    whole weight *row_w*; the others (*straddle*) block by block from *s_blocks* [straddling row, block],
+    and a block whose channels straddle cells channel by channel."""
     g = grid.geometry
+    k0 = blocks.spw_lo / C
+    one = ~straddle & (row_w > 0)
+    grid.add(u_m[one] * k0, v_m[one] * k0, row_w[one])
+    if not straddle.any():
+        return
+    u_m, v_m = u_m[straddle], v_m[straddle]
     kl, kh = blocks.lo / C, blocks.hi / C
-    same = ((np.floor(np.outer(u_m, kl) / g.du) == np.floor(np.outer(u_m, kh) / g.du))
-            & (np.floor(np.outer(v_m, kl) / g.dv) == np.floor(np.outer(v_m, kh) / g.dv)))
-    keep = (s > 0) & same
-    r, b = np.nonzero(keep)
-    grid.add(u_m[r] * kl[b], v_m[r] * kl[b], s[r, b])
-    r, b = np.nonzero((s > 0) & ~same)
+    same = _one_cell(g, u_m, v_m, kl, kh)
+    r, b = np.nonzero((s_blocks > 0) & same)
+    grid.add(u_m[r] * kl[b], v_m[r] * kl[b], s_blocks[r, b])
+    r, b = np.nonzero((s_blocks > 0) & ~same)
     if r.size:  # channel by channel, the block's weight spread over its selected channels
         k = blocks.freqs[b] / C  # [sample, chan]
         share = blocks.selected[b] / blocks.selected[b].sum(axis=1, keepdims=True)
-        w = s[r, b][:, None] * share
+        w = s_blocks[r, b][:, None] * share
         on = w > 0
         grid.add((u_m[r][:, None] * k)[on], (v_m[r][:, None] * k)[on], w[on])
 
@@ -236,64 +255,131 @@ def _survey_rows(sub, out, spw_id, mask, blocks, table, names, geometry, per_fie
     if nrow == 0:
         return
     ncorr, nchan = sub.getcell("FLAG", 0).shape
-    nb, fb = blocks.nb, blocks.mean
-    step = max(1, min(CHUNK_FLAG_BYTES // (ncorr * nchan), MAX_SAMPLES_PER_CHUNK // nb))
+    nsel = int(mask.sum())
+    f_mean = float(spw_freqs_mean(blocks))
+    step = max(1, min(CHUNK_FLAG_BYTES // (ncorr * nchan), MAX_SAMPLES_PER_CHUNK // blocks.nb))
     unselected = None if mask.all() else ~mask
-    for first in range(0, nrow, step):
-        count = min(step, nrow - first)
-        flag = sub.getcol("FLAG", first, count)  # [corr, chan, row]
-        weight = sub.getcol("WEIGHT", first, count)  # [corr, row]
-        uvw = sub.getcol("UVW", first, count)
-        fid = sub.getcol("FIELD_ID", first, count)
-        cls = table[sub.getcol("ANTENNA1", first, count), sub.getcol("ANTENNA2", first, count)]
-        interval = sub.getcol("INTERVAL", first, count)
-        good = _unflagged_per_block(flag, unselected, nb)  # [row, block] channels
+    k_lo, k_hi = blocks.spw_lo / C, blocks.spw_hi / C
+    for count, c in _read_ahead(sub, nrow, step):
+        flag, weight, uvw, fid = c["FLAG"], c["WEIGHT"], c["UVW"], c["FIELD_ID"]  # [corr, chan, row], [corr, row]
+        if unselected is not None:
+            flag = flag | unselected[None, :, None]
+        cls = table[c["ANTENNA1"], c["ANTENNA2"]]
         w_i = weight[0].astype(np.float64) + (weight[-1] if ncorr > 1 else 0.0)
         w_i[~(np.isfinite(w_i) & (w_i > 0))] = 0.0
-        s = w_i[:, None] * good  # Stokes I weight per (row, block)
-        row_w = s.sum(axis=1)
+        good = nchan - _flagged_per_row(flag)  # unflagged selected channels per row (unselected count as flagged)
+        row_w = w_i * good  # Stokes I weight per row
         used = row_w > 0
+        # rows whose channels spread over more than one uv cell need their flags per block
+        straddle = used & ~_one_cell(geometry, uvw[0], uvw[1], k_lo, k_hi)
+        s_blocks = w_i[straddle, None] * _unflagged_per_block(flag[:, :, straddle], blocks.nb)
         out.spw_weight[spw_id] += float(row_w.sum())
         out.spw_samples[spw_id] += int(good[used].sum())
-        out.spw_possible[spw_id] += int(count * int(mask.sum()))
+        out.spw_possible[spw_id] += count * nsel
         if used.any():
             field_sums = np.bincount(fid[used], weights=row_w[used])
             for f in np.flatnonzero(field_sums):
                 out.field_weight[int(f)] = out.field_weight.get(int(f), 0.0) + float(field_sums[f])
         length = np.hypot(uvw[0], uvw[1])
         lbin = np.clip((np.log(np.maximum(length, 1.0)) / HIST_STEP).astype(np.int64), 0, HIST_BINS - 1)
-        unit = fid if per_field else np.full_like(fid, -1)
+        unit = fid if per_field else None
         for k in np.unique(cls[used]):
             name = names[int(k)]
             rows = used & (cls == k)
-            for f in np.unique(unit[rows]):
-                these = rows & (unit == f)
+            for f in (np.unique(unit[rows]) if per_field else (-1,)):
+                these = rows & (unit == f) if per_field else rows
                 grid = out.grids.get((name, int(f)))
                 if grid is None:
                     grid = out.grids[(name, int(f))] = WeightGrid(geometry)
-                _grid_samples(grid, uvw[0][these], uvw[1][these], s[these], blocks)
-            sk = s[rows]
+                _grid_rows(grid, uvw[0][these], uvw[1][these], row_w[these], straddle[these],
+                           s_blocks[these[straddle]], blocks)
             out.hist[name] = out.hist.get(name, 0) + np.bincount(lbin[rows], minlength=HIST_BINS)
-            out.class_weight[name] = out.class_weight.get(name, 0.0) + float(sk.sum())
-            out.class_wfreq[name] = out.class_wfreq.get(name, 0.0) + float((sk * fb).sum())
-        out.intervals.update(Counter(np.round(interval[used] * 1000).astype(np.int64).tolist()))
+            weight_k = float(row_w[rows].sum())
+            out.class_weight[name] = out.class_weight.get(name, 0.0) + weight_k
+            out.class_wfreq[name] = out.class_wfreq.get(name, 0.0) + weight_k * f_mean
+        ms_int, n_int = np.unique(np.round(c["INTERVAL"][used] * 1000).astype(np.int64), return_counts=True)
+        out.intervals.update(dict(zip(ms_int.tolist(), n_int.tolist())))
         out.rows += int(used.sum())
         out.rows_read += count
         if progress is not None:
             progress.update(count)
 
 
-def _unflagged_per_block(flag: np.ndarray, unselected, nb: int) -> np.ndarray:
-    """Unflagged selected channels per (row, block); a channel counts as flagged when its correlations are.
+def spw_freqs_mean(blocks: _Blocks) -> float:
+    """Mean frequency of a spw's selected channels."""
+    return float((blocks.freqs * blocks.selected).sum() / blocks.selected.sum())
+
+
+_COLUMNS = ("FLAG", "WEIGHT", "UVW", "FIELD_ID", "ANTENNA1", "ANTENNA2", "INTERVAL")
+READ_AHEAD = True
+
+
+def _read_ahead(sub, nrow: int, step: int):
+    """Yield (count, {column: values}) chunk by chunk, the next chunk being read while this one is used.
+
+    The table tool releases the GIL while casacore reads, so the reading (the floor of the pass's
+    time) and the arithmetic overlap; at most two chunks wait, so memory stays bounded.
+    """
+    if not READ_AHEAD:
+        for first in range(0, nrow, step):
+            count = min(step, nrow - first)
+            yield count, {c: sub.getcol(c, first, count) for c in _COLUMNS}
+        return
+    chunks: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def read():
+        try:
+            for first in range(0, nrow, step):
+                if stop.is_set():
+                    return
+                count = min(step, nrow - first)
+                chunks.put((count, {c: sub.getcol(c, first, count) for c in _COLUMNS}))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            chunks.put(exc)
+        chunks.put(None)
+
+    reader = threading.Thread(target=read, name="imadvise-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while (item := chunks.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():  # unblock a reader waiting on a full queue, then let it finish
+            try:
+                chunks.get_nowait()
+            except queue.Empty:
+                reader.join(0.05)
+
+
+def _flagged_per_row(flag: np.ndarray) -> np.ndarray:
+    """Flagged channels per row; a channel counts as flagged when its correlations are.
 
     Flags are counted over (channel, correlation) and divided by the number of correlations,
     which is exact when all correlations of a channel share their flag (as flagdata writes them).
+    Flags are one byte each: summing them eight at a time as 64-bit words (at most 255 words per
+    sum, so no byte overflows) costs a fraction of reading them.
     """
     ncorr, nchan, nrow = flag.shape
-    if unselected is not None:
-        flag = flag | unselected[None, :, None]
-    if not np.count_nonzero(flag):  # the common chunk: nothing flagged, no need to count per block
-        return np.full((nrow, nb), float(nchan // nb))
+    rows = np.ascontiguousarray(flag.T).reshape(nrow, nchan * ncorr)  # a view for the table tool's arrays
+    if rows.shape[1] % 8 == 0:
+        words = rows.view(np.uint64)
+        nw = words.shape[1]
+        groups = next(g for g in range(math.ceil(nw / 255), nw + 1) if nw % g == 0)
+        lanes = words.reshape(nrow, groups, nw // groups).sum(axis=2, dtype=np.uint64)
+        total = lanes.view(np.uint8).reshape(nrow, groups * 8).sum(axis=1, dtype=np.int64)
+    else:
+        total = np.count_nonzero(rows, axis=1)
+    return np.ceil(total / ncorr)
+
+
+def _unflagged_per_block(flag: np.ndarray, nb: int) -> np.ndarray:
+    """Unflagged channels per (row, block) of a few rows, the same rule as :func:`_flagged_per_row`."""
+    ncorr, nchan, nrow = flag.shape
+    if nrow == 0:
+        return np.zeros((0, nb))
     rows = np.ascontiguousarray(flag.T).reshape(nrow, nb, -1)  # [row, block, chan x corr]
-    flagged = rows.sum(axis=2, dtype=np.int32)
-    return np.maximum(nchan // nb - np.ceil(flagged / ncorr), 0.0)
+    return np.maximum(nchan // nb - np.ceil(rows.sum(axis=2, dtype=np.int32) / ncorr), 0.0)
