@@ -10,7 +10,7 @@ channels, one antenna for a quarter of the track), then:
 * memory: the peak RSS of the process running imadvise (CASA included; VmHWM, since ru_maxrss
   counts the parent's memory at the fork); target <= 1 GB.
 
-Each timing is the best of three runs in fresh processes (the machine is shared; the MS is in the
+Each timing is the best of five runs in fresh processes (the machine is shared; the MS is in the
 page cache for all of them).  ``--quick``: about 0.5 GB.
 """
 
@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPEAT = 3
+REPEAT = 5
 
 _MEASURE = r"""
 import json, resource, sys, time

@@ -26,8 +26,6 @@ columns a flag check reads anyway.
 from __future__ import annotations
 
 import math
-import queue
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -238,8 +236,8 @@ def survey_ms(ct, vis: str, selection, meta, plan: SurveyPlan, progress=None) ->
                 sub = tb.query(f"DATA_DESC_ID=={dd} && FIELD_ID IN [{fields}] && ANTENNA1!=ANTENNA2 && !FLAG_ROW",
                                columns="UVW,FLAG,WEIGHT,FIELD_ID,ANTENNA1,ANTENNA2,INTERVAL")
                 try:
-                    _survey_rows(sub, out, spw_id, mask, blocks, table, names, plan.geometry, plan.per_field,
-                                 progress)
+                    _survey_rows(sub, out, spw_id, mask, blocks, table, names, selection.field_ids, plan.geometry,
+                                 plan.per_field, progress)
                 finally:
                     sub.done()
     finally:
@@ -247,7 +245,7 @@ def survey_ms(ct, vis: str, selection, meta, plan: SurveyPlan, progress=None) ->
     return out
 
 
-def _survey_rows(sub, out, spw_id, mask, blocks, table, names, geometry, per_field, progress):
+def _survey_rows(sub, out, spw_id, mask, blocks, table, names, fields, geometry, per_field, progress):
     nrow = sub.nrows()
     out.spw_weight.setdefault(spw_id, 0.0)
     out.spw_samples.setdefault(spw_id, 0)
@@ -260,11 +258,15 @@ def _survey_rows(sub, out, spw_id, mask, blocks, table, names, geometry, per_fie
     step = max(1, min(CHUNK_FLAG_BYTES // (ncorr * nchan), MAX_SAMPLES_PER_CHUNK // blocks.nb))
     unselected = None if mask.all() else ~mask
     k_lo, k_hi = blocks.spw_lo / C, blocks.spw_hi / C
-    for count, c in _read_ahead(sub, nrow, step):
-        flag, weight, uvw, fid = c["FLAG"], c["WEIGHT"], c["UVW"], c["FIELD_ID"]  # [corr, chan, row], [corr, row]
+    # columns that cannot vary need no reading: one field selected, one dish size
+    columns = ["FLAG", "WEIGHT", "UVW", "INTERVAL"] + (["FIELD_ID"] if len(fields) > 1 else []) + (
+        ["ANTENNA1", "ANTENNA2"] if len(names) > 1 else [])
+    for count, c in _chunks(sub, nrow, step, columns):
+        flag, weight, uvw = c["FLAG"], c["WEIGHT"], c["UVW"]  # [corr, chan, row], [corr, row], [uvw, row]
+        fid = c["FIELD_ID"] if len(fields) > 1 else np.full(count, fields[0])
         if unselected is not None:
             flag = flag | unselected[None, :, None]
-        cls = table[c["ANTENNA1"], c["ANTENNA2"]]
+        cls = table[c["ANTENNA1"], c["ANTENNA2"]] if len(names) > 1 else np.zeros(count, int)
         w_i = weight[0].astype(np.float64) + (weight[-1] if ncorr > 1 else 0.0)
         w_i[~(np.isfinite(w_i) & (w_i > 0))] = 0.0
         good = nchan - _flagged_per_row(flag)  # unflagged selected channels per row (unselected count as flagged)
@@ -310,49 +312,15 @@ def spw_freqs_mean(blocks: _Blocks) -> float:
     return float((blocks.freqs * blocks.selected).sum() / blocks.selected.sum())
 
 
-_COLUMNS = ("FLAG", "WEIGHT", "UVW", "FIELD_ID", "ANTENNA1", "ANTENNA2", "INTERVAL")
-READ_AHEAD = True
+def _chunks(sub, nrow: int, step: int, columns):
+    """Yield (count, {column: values}) chunk by chunk.
 
-
-def _read_ahead(sub, nrow: int, step: int):
-    """Yield (count, {column: values}) chunk by chunk, the next chunk being read while this one is used.
-
-    The table tool releases the GIL while casacore reads, so the reading (the floor of the pass's
-    time) and the arithmetic overlap; at most two chunks wait, so memory stays bounded.
+    (Reading the next chunk in a thread while this one is used was tried: the table tool releases
+    the GIL, but on a busy two-core machine the handoffs cost more CPU than the overlap saved.)
     """
-    if not READ_AHEAD:
-        for first in range(0, nrow, step):
-            count = min(step, nrow - first)
-            yield count, {c: sub.getcol(c, first, count) for c in _COLUMNS}
-        return
-    chunks: queue.Queue = queue.Queue(maxsize=2)
-    stop = threading.Event()
-
-    def read():
-        try:
-            for first in range(0, nrow, step):
-                if stop.is_set():
-                    return
-                count = min(step, nrow - first)
-                chunks.put((count, {c: sub.getcol(c, first, count) for c in _COLUMNS}))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
-            chunks.put(exc)
-        chunks.put(None)
-
-    reader = threading.Thread(target=read, name="imadvise-read-ahead", daemon=True)
-    reader.start()
-    try:
-        while (item := chunks.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while reader.is_alive():  # unblock a reader waiting on a full queue, then let it finish
-            try:
-                chunks.get_nowait()
-            except queue.Empty:
-                reader.join(0.05)
+    for first in range(0, nrow, step):
+        count = min(step, nrow - first)
+        yield count, {c: sub.getcol(c, first, count) for c in columns}
 
 
 def _flagged_per_row(flag: np.ndarray) -> np.ndarray:

@@ -35,6 +35,7 @@ __all__ = ["imadvise"]
 TASK = "imadvise"
 GRID_BUDGET_BYTES = 384 * 2 ** 20  # all weight grids together; coarser cells beyond (noted in the result)
 LONG_BASELINE_M = 500.0  # the seed's chanbin rule holds for baselines up to this
+MAX_EXECUTE_PIXELS = 8192  # per axis: tclean's images of this size already take gigabytes
 WEIGHTINGS = ("natural", "briggs", "uniform")
 
 
@@ -74,6 +75,10 @@ def imadvise(vis, field="", spw="", specmode="mfs", robust=0.5, sourcesize="", p
     _log_report(result)
     if execute:
         from .execute import run_and_compare
+        if max(result["imsize"]["value"]) > MAX_EXECUTE_PIXELS:
+            raise TaskParameterError(TASK, "execute", execute, f"is refused for an image of {result['imsize']['value']}"
+                                     f" pixels (more than {MAX_EXECUTE_PIXELS} per axis): run the tclean call "
+                                     "yourself where the memory is, or image a smaller field")
         result["execute"] = run_and_compare(result)
         result["ok"] = result["execute"].get("ok", False)
     return result
@@ -276,6 +281,9 @@ def _advise(metas, selections, surveys, plan, specmode, robust, extent, ppb, pbl
     params = _tclean_params(metas, selections, datacolumn, name, imsize, cell, phasecenter, stokes, specmode, gridder,
                             deconv, robust, pblimit, niter, threshold_jy, averaging)
     warnings = list(plan.notes) + datacolumn["warnings"] + averaging["warnings"] + deconv["warnings"]
+    if max(imsize) > MAX_EXECUTE_PIXELS:
+        warnings.append(f"the image needs {imsize} pixels: tclean needs several GB for it (a coarser cell, a "
+                        "higher pblimit or fewer fields make it smaller)")
     result = {
         "vis": [m.path for m in metas],
         "field": {m.path: s.field_ids for m, s in zip(metas, selections)},
