@@ -8,8 +8,20 @@
     almatools help TASK                  the task's help
     almatools demo [--workdir DIR]       run every task on the embedded example
     almatools casa-setup                 configure CASA for offline use (site config)
+    almatools casa-setup --check [--vis MS …] [--epoch TIME …]
+                                         are CASA's leap-second and Earth-orientation tables
+                                         current enough for these data? (effects computed)
     almatools shell-setup [--write]      the ~/.casa/startup.py line for the casa% prompt
     almatools check-xml FILE …           validate task XML files
+
+Exit status of `almatools run`:
+    0  the task finished and reported no failure
+    1  the task raised an error (the message names what was wrong)
+    2  bad command line or parameter value (nothing was run)
+    3  the task finished but reported failures: its result has "ok": false
+       or a non-empty "failed" entry (e.g. files that could not be fetched)
+`almatools casa-setup --check` exits 3 when results for the data given can be
+affected by out-of-date tables, 0 otherwise.
 """
 
 from __future__ import annotations
@@ -19,7 +31,13 @@ import json
 import sys
 from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["main", "reported_failures", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_FAILURES"]
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FAILURES = 0, 1, 2, 3
+
+_RUN_EPILOG = """exit status: 0 the task finished and reported no failure; 1 the task raised an error;
+2 bad command line or parameter value (nothing was run); 3 the task finished but
+reported failures (its result has "ok": false or a non-empty "failed" entry)."""
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -53,7 +71,7 @@ def cmd_plugins(args) -> int:
 def _task_parser(task) -> argparse.ArgumentParser:
     from .task import render_doc
     parser = argparse.ArgumentParser(
-        prog=f"almatools run {task.name}", description=render_doc(task.spec),
+        prog=f"almatools run {task.name}", description=render_doc(task.spec), epilog=_RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     for p in task.spec.params:
         parser.add_argument(f"--{p.name}", metavar=p.type.upper(), default=argparse.SUPPRESS,
@@ -63,15 +81,34 @@ def _task_parser(task) -> argparse.ArgumentParser:
     return parser
 
 
+def reported_failures(result) -> str:
+    """Why a task's result counts as failed (``"ok": False``, a non-empty ``"failed"``), or ``""``."""
+    if not isinstance(result, dict):
+        return ""
+    reasons = []
+    if result.get("ok") is False:
+        reasons.append('"ok": false')
+    failed = result.get("failed")
+    if failed:
+        count = f"{len(failed)} " if hasattr(failed, "__len__") and not isinstance(failed, str) else ""
+        reasons.append(f'{count}"failed"')
+    return " and ".join(reasons)
+
+
+def _error_text(exc: BaseException) -> str:
+    """The message and the notes almatools adds (which task failed inside which), without a traceback."""
+    return "\n".join([f"almatools: {exc}"] + [f"  {note}" for note in getattr(exc, "__notes__", [])])
+
+
 def cmd_run(args, extra: list[str]) -> int:
-    from .errors import TaskParameterError
+    from .errors import AlmatoolsError, TaskParameterError
     from . import params
     from .registry import get_registry
     try:
         task = get_registry().get(args.task)
     except KeyError as exc:
         print(f"almatools: {exc.args[0]}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     ns = vars(_task_parser(task).parse_args(extra))
     json_out = ns.pop("_json", None)
     values = {}
@@ -81,18 +118,43 @@ def cmd_run(args, extra: list[str]) -> int:
             values[name] = params.from_cli_text(spec, text)
         except ValueError as exc:
             print(f"almatools: {TaskParameterError(task.name, name, text, str(exc))}", file=sys.stderr)
-            return 2
+            return EXIT_USAGE
+    if json_out:
+        from .io import check_output_file
+        try:
+            check_output_file(json_out)
+        except AlmatoolsError as exc:
+            print(f"almatools: --json {exc}", file=sys.stderr)
+            return EXIT_USAGE
     _console_log()
     try:
         result = task(**values)
     except TaskParameterError as exc:
-        print(f"almatools: {exc}", file=sys.stderr)
-        return 2
+        print(_error_text(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except (AlmatoolsError, ValueError, OSError, RuntimeError) as exc:  # errors about the input or the system
+        print(_error_text(exc), file=sys.stderr)
+        _say_where_the_log_is()
+        return EXIT_ERROR  # anything else is a bug: its traceback is shown
     text = json.dumps(result, indent=2, default=str)
     print(text)
     if json_out:
-        Path(json_out).write_text(text + "\n")
-    return 0
+        from .io import atomic_write
+        atomic_write(json_out, text + "\n")
+    failures = reported_failures(result)
+    if failures:
+        print(f"almatools: {task.name} finished but reported failures ({failures}); exit status {EXIT_FAILURES}",
+              file=sys.stderr)
+        _say_where_the_log_is()
+        return EXIT_FAILURES
+    return EXIT_OK
+
+
+def _say_where_the_log_is() -> None:
+    from . import log
+    where = log.logfile()
+    if where:
+        print(f"almatools: the CASA log is {where}", file=sys.stderr)
 
 
 def _console_log() -> None:
@@ -119,13 +181,15 @@ def cmd_help(args) -> int:
 
 def cmd_casa_setup(args) -> int:
     from . import casaenv
+    from .errors import AlmatoolsError
+    if args.check:
+        return _casa_check(args)
     if args.print:
-        print(casaenv.site_config_text(), end="")
+        print(casaenv.site_config_text(measurespath=args.measurespath), end="")
         return 0
-    from .errors import CasaSetupError
     try:
-        path, what = casaenv.write_site_config(args.path, force=args.force)
-    except CasaSetupError as exc:
+        path, what = casaenv.write_site_config(args.path, force=args.force, measurespath=args.measurespath)
+    except AlmatoolsError as exc:
         print(f"almatools: {exc}", file=sys.stderr)
         return 1
     print(f"CASA site config {what}: {path}")
@@ -133,6 +197,26 @@ def cmd_casa_setup(args) -> int:
     if user.exists():
         print(f"note: your {user} is read after it and may override these settings (it was not changed)")
     return 0
+
+
+def _casa_check(args) -> int:
+    """``casa-setup --check``: the measures tables against the data given (see :mod:`almatools.freshness`)."""
+    from . import freshness
+    from .errors import AlmatoolsError
+    try:
+        report = freshness.check(vis=args.vis or (), epochs=args.epoch or (),
+                                 freqs_hz=[args.freq * 1e9] if args.freq else (), measurespath=args.measurespath)
+    except (AlmatoolsError, ValueError, RuntimeError) as exc:
+        print(f"almatools: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(freshness.format_report(report))
+    from . import log
+    if log.logfile():
+        print(f"\nCASA log of this process: {log.logfile()}")
+    if args.json:
+        from .io import atomic_write
+        atomic_write(args.json, json.dumps(report, indent=2, default=str) + "\n")
+    return EXIT_FAILURES if report["affected"] else EXIT_OK
 
 
 def _startup_path(arg: str | None) -> Path:
@@ -201,10 +285,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", default="almatools-demo", help="working directory (default ./almatools-demo)")
     demo.add_argument("--only", nargs="*", help="run only these demo steps")
     demo.set_defaults(func=cmd_demo)
-    cs = sub.add_parser("casa-setup", help="configure CASA to start offline from the casadata package")
+    cs = sub.add_parser("casa-setup", help="configure CASA to start offline from the casadata package; "
+                        "--check: are its measures tables current enough for your data?",
+                        epilog="--check exits 3 when results for the data given can be affected by out-of-date "
+                        "tables, 0 otherwise, 2 on bad arguments.")
     cs.add_argument("--path", help="write the site config here (default: this environment's site-packages)")
     cs.add_argument("--force", action="store_true", help="replace a site config almatools did not write (keeps .bak)")
     cs.add_argument("--print", action="store_true", help="print the config instead of writing it")
+    cs.add_argument("--measurespath", metavar="DIR",
+                    help="measures tables from DIR (kept current with `python -m casaconfig --measurespath DIR "
+                    "--measures-update`) instead of casadata's; with --check: check the tables in DIR")
+    cs.add_argument("--check", action="store_true",
+                    help="report the age and coverage of the leap-second and Earth-orientation tables against "
+                    "the dates of the data given, whether results can be affected, by how much, and how to update")
+    cs.add_argument("--vis", nargs="+", metavar="MS", help="with --check: MeasurementSets whose dates to check")
+    cs.add_argument("--epoch", nargs="+", metavar="TIME",
+                    help="with --check: observation times (YYYY/MM/DD/hh:mm:ss, ISO, MJD; 'start~stop')")
+    cs.add_argument("--freq", type=float, metavar="GHZ",
+                    help="with --check --epoch: the frequency the results concern (default 950 GHz, a bound)")
+    cs.add_argument("--json", metavar="FILE", help="with --check: also write the report as JSON")
     cs.set_defaults(func=cmd_casa_setup)
     ss = sub.add_parser("shell-setup", help="put almatools tasks at the casa%% prompt")
     ss.add_argument("--write", action="store_true", help="append the line to the startup file (idempotent)")

@@ -13,6 +13,9 @@ __all__ = [
     "TaskDefinitionError",
     "PluginError",
     "CasaSetupError",
+    "ResourceLimitError",
+    "InputFileError",
+    "OutputPathError",
     "AlmatoolsWarning",
 ]
 
@@ -50,6 +53,39 @@ class PluginError(AlmatoolsError):
 
 class CasaSetupError(AlmatoolsError):
     """CASA cannot be configured or started offline."""
+
+
+class ResourceLimitError(AlmatoolsError, ValueError):
+    """A size that a parameter or a file controls exceeds a bound checked before work starts.
+
+    Raised by :mod:`almatools.limits`; names what asked for the resource (a
+    parameter, a file), how much it needs and the bound.
+    """
+
+    def __init__(self, subject: str, needed: str, bound: str, hint: str = ""):
+        self.subject, self.needed, self.bound, self.hint = subject, needed, bound, hint
+        message = f"{subject} needs {needed}; the bound is {bound}"
+        super().__init__(message + (f"; {hint}" if hint else ""))
+
+
+class InputFileError(AlmatoolsError, ValueError):
+    """A file given to almatools cannot be read as what it should be (naming the file and, where known, the line)."""
+
+    def __init__(self, path, problem: str, line: int | None = None):
+        self.path, self.problem, self.line = str(path), problem, line
+        where = f"{path}: line {line}" if line else str(path)
+        super().__init__(f"{where}: {problem}")
+
+
+class OutputPathError(AlmatoolsError, OSError):
+    """An output cannot be written where it was asked to go (e.g. the name is an existing directory)."""
+
+    def __init__(self, path, problem: str):
+        self.path, self.problem = str(path), problem
+        super().__init__(f"{path}: {problem}")
+
+    def __str__(self) -> str:  # OSError's own __str__ would format (errno, strerror)
+        return f"{self.path}: {self.problem}"
 
 
 class AlmatoolsWarning(UserWarning):

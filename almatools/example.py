@@ -24,7 +24,7 @@ from .io import atomic_write
 
 __all__ = ["build_member_ous", "member_ous_dir", "PROJECT", "SGOUS", "GOUS", "MOUS", "EXECBLOCKS",
            "TARGET", "TARGET_DIRECTION", "CALIBRATORS", "CONTDAT", "CASA_VERSION", "PIPELINE_VERSION",
-           "MANUAL_CASA_VERSION", "uid_path"]
+           "MANUAL_CASA_VERSION", "uid_path", "FLUX_CSV", "LISTOBS", "AQUA_REPORT"]
 
 PROJECT = "2019.1.00001.S"
 SGOUS = "uid://A001/X1465/X1"
@@ -66,6 +66,83 @@ def uid_path(uid: str) -> str:
     return uid.replace("uid://", "uid___").replace("/", "_")
 
 
+#: calibrator flux densities the pipeline used (flux.csv in the auxproducts tgz; current format). The
+#: flux calibrator J1058+0133 is within 10 % of the catalogue at the date; the phase calibrator's model
+#: value is 14 % high, which does not matter: only the flux calibrator sets the scale (calflux's demo)
+FLUX_CSV = f"""ms,field,spw,I,Q,U,V,spix,uvmin,uvmax,comment
+{uid_path(EXECBLOCKS[0])}.ms,0,25,1.2912,0.0,0.0,0.0,-0.512,0.0,0.0,"# field=J1058+0133 intents=AMPLITUDE,ATMOSPHERE,BANDPASS,WVR origin=DB age=-4.0 queried_at=2023-10-14 10:15:02 UTC"
+{uid_path(EXECBLOCKS[0])}.ms,0,27,1.2876,0.0,0.0,0.0,-0.512,0.0,0.0,"# field=J1058+0133 intents=AMPLITUDE,ATMOSPHERE,BANDPASS,WVR origin=DB age=-4.0 queried_at=2023-10-14 10:15:02 UTC"
+{uid_path(EXECBLOCKS[0])}.ms,1,25,0.449,0.0,0.0,0.0,-0.655,0.0,0.0,"# field=J1126-3828 intents=ATMOSPHERE,PHASE,WVR origin=DB age=28.0 queried_at=2023-10-14 10:15:02 UTC"
+{uid_path(EXECBLOCKS[0])}.ms,1,27,0.4472,0.0,0.0,0.0,-0.655,0.0,0.0,"# field=J1126-3828 intents=ATMOSPHERE,PHASE,WVR origin=DB age=28.0 queried_at=2023-10-14 10:15:02 UTC"
+{uid_path(EXECBLOCKS[0])}.ms,3,25,0.492,0.0,0.0,0.0,-0.537,0.0,0.0,"# field=J1147-3812 intents=CHECK,WVR origin=DB age=34.0 queried_at=2023-10-14 10:15:02 UTC"
+{uid_path(EXECBLOCKS[0])}.ms,3,27,0.4899,0.0,0.0,0.0,-0.537,0.0,0.0,"# field=J1147-3812 intents=CHECK,WVR origin=DB age=34.0 queried_at=2023-10-14 10:15:02 UTC"
+"""
+#: the weblog's listobs of the execution block (observed 2020-01-01, as the archive's t_min says)
+LISTOBS = f"""================================================================================
+           MeasurementSet Name:  /opt/dared/mnt/dataproc/{uid_path(EXECBLOCKS[0])}.ms      MS Version 2
+================================================================================
+   Observer: example     Project: {GOUS}
+Observation: ALMA
+Data records: 181440       Total elapsed time = 4020 seconds
+   Observed from   01-Jan-2020/02:24:00.0   to   01-Jan-2020/03:31:00.0 (UTC)
+
+   ObservationID = 0         ArrayID = 0
+  Date        Timerange (UTC)          Scan  FldId FieldName             nRows     SpwIds   Average Interval(s)    ScanIntent
+  01-Jan-2020/02:24:00.0 - 02:31:00.0     1      0 J1058+0133               15120  [25,27]  [6.05, 6.05] [CALIBRATE_BANDPASS#ON_SOURCE,CALIBRATE_FLUX#ON_SOURCE,CALIBRATE_WVR#ON_SOURCE]
+              02:33:00.0 - 02:34:00.0     2      1 J1126-3828                2160  [25,27]  [6.05, 6.05] [CALIBRATE_PHASE#ON_SOURCE,CALIBRATE_WVR#ON_SOURCE]
+              02:35:00.0 - 03:20:00.0     3      2 {TARGET}                   151200  [25,27]  [6.05, 6.05] [OBSERVE_TARGET#ON_SOURCE]
+              03:22:00.0 - 03:24:00.0     4      3 J1147-3812                4320  [25,27]  [6.05, 6.05] [OBSERVE_CHECK_SOURCE#ON_SOURCE,CALIBRATE_WVR#ON_SOURCE]
+              03:30:00.0 - 03:31:00.0     5      1 J1126-3828                2160  [25,27]  [6.05, 6.05] [CALIBRATE_PHASE#ON_SOURCE,CALIBRATE_WVR#ON_SOURCE]
+           (nRows = Total number of rows per scan)
+Fields: 4
+  ID   Code Name                RA               Decl           Epoch   SrcId      nRows
+  0    none J1058+0133          10:58:29.605200 +01.33.58.82400 ICRS    0          15120
+  1    none J1126-3828          11:26:39.110700 -38.28.48.60000 ICRS    1           4320
+  2    none {TARGET}              11:01:51.900000 -34.42.17.00000 ICRS    2         151200
+  3    none J1147-3812          11:47:01.370700 -38.12.11.02300 ICRS    3           4320
+Spectral Windows:  (2 unique spectral windows and 1 unique polarization setups)
+  SpwID  Name                           #Chans   Frame   Ch0(MHz)  ChanWid(kHz)  TotBW(kHz) CtrFreq(MHz) BBC Num  Corrs
+  25     X1#ALMA_RB_06#BB_1#SW-01#FULL_RES   3840   TOPO  229562.744       244.141    937500.0 230031.5050        1  XX  YY
+  27     X1#ALMA_RB_06#BB_2#SW-01#FULL_RES    128   TOPO  231007.812     15625.000   2000000.0 231999.9995        2  XX  YY
+Sources: 8
+"""
+#: the pipeline's AQUA report: the catalogue values hifa_importdata used and what hifa_gfluxscale derived
+AQUA_REPORT = f"""<?xml version="1.0" ?>
+<PipelineAquaReport>
+  <ProjectStructure>
+    <ProposalCode>{PROJECT}</ProposalCode>
+    <ProcessingProcedure>hifa_calimage</ProcessingProcedure>
+    <OusStatusEntityId>{MOUS}</OusStatusEntityId>
+    <ExecBlockId>{EXECBLOCKS[0]}</ExecBlockId>
+  </ProjectStructure>
+  <QaSummary>
+    <ReportDate>2023-10-14 13:40:12</ReportDate>
+    <CasaVersion>{CASA_VERSION}</CasaVersion>
+    <PipelineVersion>{PIPELINE_VERSION}</PipelineVersion>
+  </QaSummary>
+  <QaPerTopic>
+    <Dataset Score="0.9">
+      <FluxMeasurements>
+        <FluxMeasurements Origin="hifa_importdata" Score="Undefined">
+{"".join(f'          <FluxMeasurement SpwName="X1#ALMA_RB_06#BB_{1 if spw == 25 else 2}#SW-01#FULL_RES" MsSpwId="{spw}" FluxJy="{flux}" ErrorJy="" Asdm="{uid_path(EXECBLOCKS[0])}" Field="{field}" FrequencyGHz="{ghz}"/>{chr(10)}'
+         for field, spw, flux, ghz in (("J1058+0133", 25, "1.291200", "230.031505"), ("J1058+0133", 27, "1.287600", "231.999999"),
+                                       ("J1126-3828", 25, "0.449000", "230.031505"), ("J1126-3828", 27, "0.447200", "231.999999"),
+                                       ("J1147-3812", 25, "0.492000", "230.031505"), ("J1147-3812", 27, "0.489900", "231.999999")))}        </FluxMeasurements>
+      </FluxMeasurements>
+    </Dataset>
+    <Calibration Score="0.95">
+      <FluxMeasurements>
+        <FluxMeasurements Origin="hifa_gfluxscale" Score="0.95">
+{"".join(f'          <FluxMeasurement SpwName="X1#ALMA_RB_06#BB_{1 if spw == 25 else 2}#SW-01#FULL_RES" MsSpwId="{spw}" FluxJy="{flux}" ErrorJy="{err}" Asdm="{uid_path(EXECBLOCKS[0])}" Field="{field}" FrequencyGHz="{ghz}"/>{chr(10)}'
+         for field, spw, flux, err, ghz in (("J1126-3828", 25, "0.399800", "0.002100", "230.031505"), ("J1126-3828", 27, "0.398200", "0.002300", "231.999999"),
+                                            ("J1147-3812", 25, "0.485100", "0.003000", "230.031505"), ("J1147-3812", 27, "0.483700", "0.003400", "231.999999")))}        </FluxMeasurements>
+      </FluxMeasurements>
+    </Calibration>
+  </QaPerTopic>
+</PipelineAquaReport>
+"""
+
+
 def member_ous_dir(root: str | os.PathLike) -> Path:
     """Where :func:`build_member_ous` puts the Member OUS under *root*."""
     return (Path(root) / PROJECT / f"science_goal.{uid_path(SGOUS)}" / f"group.{uid_path(GOUS)}"
@@ -90,6 +167,8 @@ def build_member_ous(root: str | os.PathLike, kind: str = "pipeline", *, images:
         atomic_write(mous / relpath, text)
     if kind == "pipeline":
         _write_weblog(mous / "qa" / f"member.{uid_path(MOUS)}.hifa_calimage.weblog.tgz")
+        _write_tgz(mous / "calibration" / f"member.{uid_path(MOUS)}.hifa_calimage.auxproducts.tgz",
+                   {"flux.csv": FLUX_CSV.encode()})
     if images:
         write_product_images(mous / "product")
     return mous
@@ -205,6 +284,7 @@ def _pipeline_files() -> dict[str, str]:
             mode='manual' antenna='DA45' reason='Tsys problems' \n\
             mode='manual' field='{TARGET}' spw='27:232.100~232.110GHz' reason='QA2:target_atmospheric_line'
             """),
+        f"qa/member.{M}.hifa_calimage.pipeline_aquareport.xml": AQUA_REPORT,
         f"calibration/{EB}.flagtargetstemplate.txt": _dedent("""\
             # User flagging commands file for the imaging pipeline
             """),
@@ -361,11 +441,17 @@ def _write_weblog(path: Path) -> None:
         <tr><th>Pipeline Version</th><td>{PIPELINE_VERSION} (Pipeline-CASA65-P1-B)</td></tr>
         </table></body></html>
         """).encode()
+    _write_tgz(path, {"pipeline-20231014T101231/html/t1-1.html": page,
+                      f"pipeline-20231014T101231/html/sessionsession_1/{EB}.ms/listobs.txt": LISTOBS.encode()})
+
+
+def _write_tgz(path: Path, members: dict[str, bytes]) -> None:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        info = tarfile.TarInfo("pipeline-20231014T101231/html/t1-1.html")
-        info.size, info.mtime = len(page), 1697278351
-        tar.addfile(info, io.BytesIO(page))
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 1697278351
+            tar.addfile(info, io.BytesIO(data))
     atomic_write(path, buffer.getvalue())
 
 

@@ -3,8 +3,10 @@
 Task implementations call :func:`info`, :func:`warn`, :func:`severe` (or
 :func:`post`); the origin is the running task's name, set by
 :class:`almatools.task.Task`, so lines land in the user's CASA log as
-``INFO  calversion::::  …``.  When casatasks cannot be imported the same
-lines go to the standard :mod:`logging` logger ``almatools.<task>``.
+``INFO  calversion::::  …`` — or ``wtcheck>calversion`` while a task runs
+another one internally.  When casatasks cannot be imported (or under
+``python -O``) the same lines go to the standard :mod:`logging` logger
+``almatools.<task>``.  Where the CASA log file is: :func:`logfile`.
 
 :func:`progress` reports long work: percentage lines in the log (every 10 %),
 and a live bar with rate and ETA on an interactive terminal.
@@ -17,16 +19,30 @@ import logging
 import sys
 import time
 
-__all__ = ["post", "info", "warn", "severe", "debug", "progress", "current_task", "casalog"]
+__all__ = ["post", "info", "warn", "severe", "debug", "progress", "current_task", "task_chain", "task_origin",
+           "casalog", "logfile"]
 
-_current_task: contextvars.ContextVar[str] = contextvars.ContextVar("almatools_task", default="almatools")
+#: the running almatools tasks, outermost first (a task may call another: wtcheck runs calversion)
+_task_chain: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("almatools_tasks", default=())
 _casalog = None
 _PRIORITY = {"DEBUG": logging.DEBUG, "DEBUG1": logging.DEBUG, "DEBUG2": logging.DEBUG, "INFO": logging.INFO,
              "INFO1": logging.INFO, "INFO2": logging.INFO, "WARN": logging.WARNING, "SEVERE": logging.ERROR}
 
 
 def current_task() -> str:
-    return _current_task.get()
+    """The innermost running task, ``'almatools'`` outside any task."""
+    chain = _task_chain.get()
+    return chain[-1] if chain else "almatools"
+
+
+def task_chain() -> tuple[str, ...]:
+    """The running tasks, outermost (the one the user called) first; ``()`` outside any task."""
+    return _task_chain.get()
+
+
+def task_origin() -> str:
+    """The log origin: the task, or ``outer>inner`` when a task runs another (``wtcheck>calversion``)."""
+    return ">".join(_task_chain.get()) or "almatools"
 
 
 def casalog():
@@ -36,6 +52,8 @@ def casalog():
     writes a log file into the working directory).
     """
     global _casalog
+    if _casalog is None and sys.flags.optimize:
+        _casalog = False  # casatools cannot even be imported under python -O
     if _casalog is None:
         from . import casaenv
         try:
@@ -48,16 +66,22 @@ def casalog():
     return _casalog or None
 
 
+def logfile() -> str | None:
+    """The CASA log file this process writes (``None`` without CASA or without a log file)."""
+    cl = casalog()
+    return (cl.logfile() or None) if cl is not None else None
+
+
 def post(message: str, priority: str = "INFO", origin: str | None = None) -> None:
     """Post *message* with CASA priority ``DEBUG|INFO|WARN|SEVERE``."""
-    origin = origin or current_task()
+    where = origin or task_origin()
     cl = casalog()
     if cl is not None:
-        cl.origin(origin)
+        cl.origin(where)
         for line in str(message).splitlines() or [""]:
             cl.post(line, priority)
     else:
-        logging.getLogger(f"almatools.{origin}").log(_PRIORITY.get(priority, logging.INFO), message)
+        logging.getLogger(f"almatools.{where}").log(_PRIORITY.get(priority, logging.INFO), message)
 
 
 def info(message: str) -> None:

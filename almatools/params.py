@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import numbers
 import os
 from pathlib import Path
@@ -152,17 +153,18 @@ def _value_type(spec, value) -> str:
 def check(spec, value, *, check_exists: bool = True):
     """Coerce *value* for the parameter *spec* and apply its rules.
 
-    Returns the coerced value; raises ``ValueError(rule)`` otherwise.
+    Returns the coerced value — enum values in their canonical spelling from
+    the XML (``'RJ'`` → ``'rj'`` where ``ignorecase`` allows it) — or raises
+    ``ValueError(rule)``.  NaN and ±inf are refused unless the parameter is
+    declared ``nonfinite="true"``.
     """
     value = coerce(spec.type, value, spec.accepts)
     elements = value if isinstance(value, list) else [value]
+    if not spec.nonfinite:
+        _require_finite(elements, is_list=isinstance(value, list))
     if spec.allowed is not None:
-        def norm(v):
-            return v.lower() if spec.ignorecase and isinstance(v, str) else v
-        allowed = [norm(a) for a in spec.allowed]
-        for v in elements:
-            if not any(loosely_equal(norm(v), a) for a in allowed):
-                raise ValueError(f"must be one of {list(spec.allowed)}")
+        elements = [_canonical_enum(spec, v) for v in elements]
+        value = elements if isinstance(value, list) else elements[0]
     if spec.range is not None:
         lo, hi = spec.range
         for v in elements:
@@ -178,6 +180,25 @@ def check(spec, value, *, check_exists: bool = True):
                 if not Path(v).exists():
                     raise ValueError(f"must name an existing file or directory ({v!r} does not exist)")
     return value
+
+
+def _require_finite(elements: list, is_list: bool) -> None:
+    """NaN and ±inf slip through every range check (all comparisons with NaN are false): refuse them."""
+    for k, v in enumerate(elements):
+        if isinstance(v, float) and not math.isfinite(v):
+            where = f" (element {k} is {v!r})" if is_list else ""
+            raise ValueError(f"must be {'finite numbers' if is_list else 'a finite number'}: NaN and "
+                             f"infinities are not accepted{where}")
+
+
+def _canonical_enum(spec, v):
+    """*v* as the XML spells the allowed value it matches; ``ValueError`` when it matches none."""
+    def norm(x):
+        return x.lower() if spec.ignorecase and isinstance(x, str) else x
+    for allowed in spec.allowed:
+        if loosely_equal(norm(v), norm(allowed)):
+            return allowed if isinstance(v, str) and isinstance(allowed, str) else v
+    raise ValueError(f"must be one of {list(spec.allowed)}")
 
 
 # --------------------------------------------------------------------------- text forms
@@ -209,8 +230,8 @@ def from_xml_text(ptype: str, text: str):
             raise ValueError(f"{text!r} is not a number") from None
     if ptype == "record":
         try:
-            return dict(ast.literal_eval(text)) if text else {}
-        except (ValueError, SyntaxError, TypeError):
+            return dict(literal(text)) if text else {}
+        except (ValueError, TypeError):
             raise ValueError(f"{text!r} is not a record literal") from None
     if ptype == "any":
         return text
@@ -219,15 +240,30 @@ def from_xml_text(ptype: str, text: str):
     raise ValueError(f"cannot read a {ptype} from text")
 
 
+#: what ast.literal_eval raises on text that is not a literal (deep nesting: RecursionError or MemoryError)
+_NOT_A_LITERAL = (ValueError, SyntaxError, TypeError, MemoryError, RecursionError)
+
+
+def literal(text: str):
+    """``ast.literal_eval(text)`` — never executes anything; any failure is a ``ValueError``."""
+    try:
+        return ast.literal_eval(text)
+    except _NOT_A_LITERAL as exc:
+        raise ValueError(f"not a Python literal ({type(exc).__name__})") from None
+
+
 def _split_list(text: str) -> list[str]:
     text = text.strip()
     if not text:
         return []
     if text[0] in "[(":
         try:
-            return [str(v) for v in ast.literal_eval(text)]
-        except (ValueError, SyntaxError):
+            value = literal(text)
+        except ValueError:
             pass
+        else:
+            if isinstance(value, (list, tuple)):
+                return [str(v) for v in value]
     return [t.strip() for t in text.split(",")]
 
 
@@ -245,12 +281,12 @@ def from_cli_text(spec, text: str):
     if ptype == "record":
         try:
             return json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             return from_xml_text("record", text)
     if ptype == "any":
         try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
+            value = literal(text)
+        except ValueError:
             return text
         return value if not spec.accepts or _fits_any(spec.accepts, value) else text
     if is_vector(ptype):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import time
 
-from . import log, params as _params
+from . import casaenv, log, params as _params
 from .errors import TaskParameterError
 from .taskxml import ParamSpec, TaskSpec
 
@@ -105,11 +105,25 @@ class Task:
                                          f"is not a parameter of this task (parameters: "
                                          f"{', '.join(self.spec.names)})") from None
             raise TypeError(f"{self.name}: {exc}") from None
-        return self.run(self.resolve(bound.arguments))
+        try:
+            values = self.resolve(bound.arguments)
+        except Exception as exc:
+            if log.task_chain():  # a task calling this one: say which task the user called
+                _note_failure(exc, log.task_chain() + (self.name,))
+            raise
+        return self.run(values)
 
     def run(self, values: dict):
-        """Run the implementation on already resolved *values*, with CASA-style logging."""
-        token = log._current_task.set(self.name)
+        """Run the implementation on already resolved *values*, with CASA-style logging.
+
+        Refuses to start under ``python -O`` (CASA's own code cannot work there).
+        When a task calls another one (wtcheck runs calversion for provenance),
+        the inner task's log lines carry the origin ``outer>inner`` and its
+        failure a note naming both.
+        """
+        casaenv.refuse_optimized(self.name)
+        chain = log.task_chain() + (self.name,)
+        token = log._task_chain.set(chain)
         start = time.perf_counter()
         try:
             log.post(_begin_banner(self.name))
@@ -118,14 +132,29 @@ class Task:
                 result = self.impl(**values)
             except Exception as exc:
                 log.post(f"Task {self.name} raised {type(exc).__name__}: {exc}", "SEVERE")
-                exc.add_note(f"(raised in almatools task '{self.name}')")
+                _note_failure(exc, chain)
                 raise
             finally:
                 log.post(f"Elapsed time: {time.perf_counter() - start:.3f} s")
                 log.post(_end_banner(self.name))
         finally:
-            log._current_task.reset(token)
+            log._task_chain.reset(token)
         return {} if result is None else result
+
+
+def _note_failure(exc: BaseException, chain: tuple[str, ...]) -> None:
+    """Add one note to *exc* naming the task that failed and, when nested, the task the user called."""
+    if getattr(exc, "_almatools_task_chain", None):
+        return  # the innermost task has already said where it failed
+    try:
+        exc._almatools_task_chain = chain
+    except AttributeError:
+        pass
+    if len(chain) == 1:
+        exc.add_note(f"(raised in almatools task '{chain[0]}')")
+    else:
+        exc.add_note(f"(raised in almatools task '{chain[-1]}', which the task called, '{chain[0]}', ran "
+                     f"internally: {' > '.join(chain)})")
 
 
 def _begin_banner(name: str) -> str:

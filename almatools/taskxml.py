@@ -9,7 +9,7 @@ Supported (see ``xml/README.md`` for the annotated dialect):
 
 * ``<task name= category=>`` with ``shortdescription``, ``description``,
   ``input``, ``returns``, ``example``;
-* ``<param type= name= subparam= mustexist= ignorecase= units=>`` with
+* ``<param type= name= subparam= mustexist= ignorecase= units= nonfinite=>`` with
   ``shortdescription``, ``description``, ``value`` (nested ``value`` for
   arrays), ``allowed kind="enum|range"``, ``type``/``any`` children for
   multi-type parameters;
@@ -49,6 +49,7 @@ class ParamSpec:
     mustexist: bool = False
     subparam: bool = False
     units: str = ""
+    nonfinite: bool = False  #: NaN and ±inf accepted (``nonfinite="true"``); refused otherwise
 
 
 @dataclass(frozen=True)
@@ -243,7 +244,7 @@ def _parse_param(source: str, elem) -> ParamSpec:
         description=_text(_child(elem, "description")),
         allowed=allowed, range=rng, ignorecase=ignorecase,
         mustexist=_truthy(elem.get("mustexist")), subparam=_truthy(elem.get("subparam")),
-        units=(elem.get("units") or "").strip(),
+        units=(elem.get("units") or "").strip(), nonfinite=_truthy(elem.get("nonfinite")),
     )
     # A default must obey its own rules (an empty path is "not given", so mustexist is not checked).
     try:

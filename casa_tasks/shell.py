@@ -19,12 +19,13 @@ or plain Python) pass explicit arguments.
 
 from __future__ import annotations
 
-import ast
-import os
 import sys
 from pathlib import Path
 
-from almatools.errors import TaskParameterError
+from almatools import limits
+from almatools.errors import InputFileError, TaskParameterError
+from almatools.io import atomic_write
+from almatools.params import literal
 
 __all__ = ["ShellTask", "install", "STARTUP_LINE"]
 
@@ -71,10 +72,10 @@ class ShellTask:
         for p in [q for q in self._task.spec.params if not q.subparam] + \
                  [q for q in self._task.spec.params if q.subparam]:
             if p.name in given:
-                values[p.name] = given[p.name]
-                try:
-                    self._task.check(p.name, given[p.name])
+                try:  # the value as the task will see it (coerced, canonical enum spelling)
+                    values[p.name] = self._task.check(p.name, given[p.name])
                 except TaskParameterError as exc:
+                    values[p.name] = given[p.name]
                     errors[p.name] = exc.rule
             else:
                 values[p.name] = self._task.default_for(p, values)
@@ -121,7 +122,11 @@ class ShellTask:
             self._ns.pop(name, None)
 
     def tput(self, outfile: str | None = None, values: dict | None = None) -> str:
-        """Write the current inputs to ``<task>.last`` (or *outfile*) in CASA's format."""
+        """Write the current inputs to ``<task>.last`` (or *outfile*) in CASA's format.
+
+        *outfile* must name a file: an existing directory is refused
+        (:class:`~almatools.errors.OutputPathError`); the file is replaced atomically.
+        """
         if values is None:
             values, _ = self._current()
         name = self._task.name
@@ -129,9 +134,7 @@ class ShellTask:
         width = max((len(k) for k in values), default=0)
         body = [f"{k:<{width}} = {v!r}" for k, v in values.items()]
         body.append(f"#{name}( " + ",".join(f"{k}={v!r}" for k, v in values.items()) + " )")
-        tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
-        tmp.write_text("\n".join(body) + "\n")
-        os.replace(tmp, target)
+        atomic_write(target, "\n".join(body) + "\n")
         return str(target)
 
     saveinputs = tput
@@ -147,23 +150,48 @@ class ShellTask:
         raise FileNotFoundError(f"{name}: no saved inputs found (looked for {', '.join(map(str, candidates))})")
 
 
+#: a .last file holds one line per parameter; anything larger is not one
+MAX_INPUTS_FILE = 4 * limits.MiB
+
+
 def read_inputs_file(path, names) -> dict:
-    """Read ``name = literal`` lines of a ``.last`` file without executing it."""
-    text = Path(path).read_text()
-    try:
-        tree = ast.parse(text, filename=str(path))
-    except SyntaxError as exc:
-        raise ValueError(f"{path}: line {exc.lineno}: not a task inputs file ({exc.msg})") from None
+    """Read the ``name = literal`` lines of a ``.last``/``.saved`` file for the parameters *names*.
+
+    Nothing in the file is executed: each value is read with
+    ``ast.literal_eval``.  Comment and blank lines are skipped, assignments to
+    names that are not parameters are ignored (CASA writes some).  Any other
+    content — binary data, text that is not UTF-8, a line that is not an
+    assignment, a value that is not a literal, a file larger than
+    :data:`MAX_INPUTS_FILE`, a FIFO or device — raises
+    :class:`~almatools.errors.InputFileError` (a ``ValueError``) naming the file
+    and the line.  Time is linear in the file's size.
+    """
+    text = limits.read_text(path, MAX_INPUTS_FILE)
+    if "\x00" in text:
+        raise InputFileError(path, "is not a task inputs file (it holds NUL bytes: binary data)")
+    wanted = set(names)
     values = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            key = node.targets[0].id
-            if key in names:
-                try:
-                    values[key] = ast.literal_eval(node.value)
-                except ValueError:
-                    raise ValueError(f"{path}: line {node.lineno}: value of {key!r} is not a literal") from None
+    for lineno, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        key, equals, value = stripped.partition("=")
+        key = key.strip()
+        if not equals or not key.isidentifier():
+            raise InputFileError(path, f"not a task inputs file: expected 'name = value', got "
+                                 f"{_shorten(stripped)!r}", lineno)
+        if key not in wanted:
+            continue
+        try:
+            values[key] = literal(value.strip())
+        except ValueError:
+            raise InputFileError(path, f"value of {key!r} is not a literal: {_shorten(value.strip())!r}",
+                                 lineno) from None
     return values
+
+
+def _shorten(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[:width] + "…"
 
 
 def install(ns: dict, registry=None) -> list[str]:

@@ -9,6 +9,8 @@ import tarfile
 import textwrap
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from almatools import example
 from almatools.casa_tasks import calversion
@@ -222,3 +224,104 @@ def test_command_line_json_equals_python_result(tmp_path):
                           "--json", "result.json"], capture_output=True, text=True, cwd=tmp_path, env=os.environ)
     assert out.returncode == 0, out.stderr
     assert json.loads((tmp_path / "result.json").read_text()) == json.loads(json.dumps(calversion(path=str(mous))))
+
+
+# ---- issue 14: never open what is not a regular file; linear readers; only documented errors ----
+
+def _watchdog(fifos, seconds=20.0):
+    """Unblock readers stuck on *fifos* after *seconds*, so a regression fails instead of hanging the suite."""
+    import threading
+    done, fired = threading.Event(), threading.Event()
+
+    def release():
+        if not done.wait(seconds):
+            fired.set()
+            for fifo in fifos:
+                with open(fifo, "wb"):
+                    pass
+    threading.Thread(target=release, daemon=True).start()
+    return done, fired
+
+
+def test_fifos_in_a_mous_are_reported_never_opened(tmp_path):
+    mous = mous_tree(tmp_path, {"log/casa-20160502-101010.log": CASA4_LOG.format(v="4.7.2") + "gaincal(vis='x')\n"})
+    fifos = [mous / "README", mous / "script" / "uid___A002_X1_X2.ms.scriptForCalibration.py",
+             mous / "qa" / "member.uid___A001_X1_X2.weblog.tgz"]
+    for fifo in fifos:
+        os.mkfifo(fifo)
+    done, fired = _watchdog(fifos)
+    try:
+        r = calversion(path=str(mous))
+        with pytest.raises(TaskParameterError, match="is a FIFO, not a regular file or directory"):
+            calversion(path=str(fifos[0]))
+    finally:
+        done.set()
+    assert not fired.is_set(), "a FIFO was opened"
+    assert r["casa_version"] == "4.7.2"  # the other sources are still read
+    assert r["unread"] == [{"file": "README", "why": "is a FIFO: not opened"},
+                           {"file": "qa/member.uid___A001_X1_X2.weblog.tgz", "why": "is a FIFO: not opened"},
+                           {"file": "script/uid___A002_X1_X2.ms.scriptForCalibration.py",
+                            "why": "is a FIFO: not opened"}]
+
+
+def test_devices_are_refused_by_name(tmp_path):
+    with pytest.raises(TaskParameterError, match="is a device or socket, not a regular file or directory"):
+        calversion(path="/dev/null")
+
+
+@pytest.mark.parametrize("name, text, version", [
+    # the version stated after a run of blanks that made the old readers quadratic
+    ("t1-1.html", "<th>CASA Version</th>" + " " * 200_000 + "<td>6.4.1.12</td>", "6.4.1.12"),
+    ("t1-1.html", "<" * 200_000 + "<th>CASA Version</th><td>6.4.1.12</td>", "6.4.1.12"),
+    ("t1-1.html", "<th>CASA&nbsp;Version</th>\n<td>\n6.2.1.7</td>" + "<" * 100_000, "6.2.1.7"),
+    ("README", "CASA version used for reduction:" + " " * 200_000 + "5.4.0\n", "5.4.0"),
+    ("x.ms.scriptForCalibration.py", "re.search('^4.2.2', '.'.join(" * 40_000 + "\n", None),  # no cu.version(): no pin
+    ("x.ms.scriptForCalibration.py", "re.search('^4.2.2', '.'.join(" * 40_000 + "cu.version().tolist())\n", "4.2.2"),
+    ("casa-20160502-101010.log", "\tCASA Version 4.7.2-REL" + "-" * 200_000 + "\n", "4.7.2"),
+    ("README", "CASA version used for reduction: " + "9" * 5000 + ".1\n", None),  # not a version: no crash
+])
+def test_hostile_version_lines_are_read_in_one_pass(tmp_path, name, text, version):
+    path = tmp_path / name
+    path.write_text(text)
+    r = calversion(path=str(path))
+    assert [s["version"] for s in r["sources"]] == ([version] if version else [])
+
+
+def test_version_key_never_fails_on_odd_text():
+    from almatools.plugins.calversion.sources import version_key
+    assert version_key("6.5.4-9") == (6, 5, 4, 9)
+    assert version_key("6.5²") == (6,) and version_key("9" * 5000 + ".1") == (1,) and version_key("") == ()
+
+
+_VERSION_TOKENS = st.sampled_from([
+    "CASA Version ", "CASA version used for reduction: ", "re.search('^", "', casadef.casa_version)",
+    "'.'.join([str(i) for i in cu.version().tolist()[:-1]])", "casadef.casa_version < '", "USE THE SAME VERSION OF "
+    "CASA THAT YOU USED FOR GENERATING THE SCRIPT: ", "4.7.2", "6.5.4-9", "2023.1.0.124", "-REL (r39762)", "PIPELINE ",
+    "Pipeline version ", "#", "\n", "\t", " ", ":", "<th>", "</td>", "<", ">", "&nbsp;", "&amp;", "9" * 30, ".", "-",
+    "é", "ß", "²", "٣", "\r\n", "\x00"])
+
+
+@pytest.mark.fuzz
+@given(st.lists(st.one_of(_VERSION_TOKENS, st.text(max_size=8)), max_size=60).map("".join),
+       st.sampled_from(["readme", "calibration-script", "imaging-script", "casa-log", "weblog"]))
+def test_fuzz_version_readers_never_fail_and_point_at_their_line(text, kind):
+    from almatools.plugins.calversion.sources import normalise, statements_from_text, version_key
+    found = statements_from_text(kind, text, "fuzz")
+    lines = text.splitlines()
+    for s in found:
+        assert 1 <= s.line <= max(1, len(lines)) and len(version_key(s.version)) >= 2
+        assert normalise(s.version).count(".") <= 4
+        if kind != "weblog":  # a weblog value may sit on a later line than its label
+            assert s.version in lines[s.line - 1]
+        else:
+            assert s.version in text
+
+
+@pytest.mark.fuzz
+@given(st.text(max_size=40), st.one_of(st.none(), st.text(max_size=200)))
+def test_fuzz_classify_any_name_and_text(name, text):
+    from pathlib import Path
+    from almatools.plugins.calversion.sources import classify
+    kind = classify(Path(name.replace("/", "_").replace("\x00", "") or "x"), text)
+    assert kind in (None, "calibration-script", "fluxcal-script", "imaging-script", "pipeline-script", "ppr", "readme",
+                    "casa-log", "weblog", "weblog-archive", "log-archive")

@@ -1,8 +1,9 @@
 """Built-in plugin ``calunflag``: remove calibrators' spectral-line flags from delivered scripts.
 
 :mod:`.scan` finds calls in Python 2/3 scripts without running them,
-:mod:`.roles` works out which fields are calibrators, :mod:`.edit` decides and
-edits reversibly; :mod:`.task_calunflag` is the task.
+:mod:`.roles` works out which fields are calibrators and on what evidence,
+:mod:`.edit` decides and edits reversibly, :mod:`.ppr` reads pipeline
+processing requests; :mod:`.task_calunflag` is the task.
 """
 
 from almatools import DemoStep, TaskSource, builtin_xml, hookimpl

@@ -16,7 +16,10 @@ deliveries (see DOMAIN.md §10):
   ``CASA Version PIPELINE 6.5.4.9`` (pipeline stage logs carry none);
 * the pipeline weblog home page: ``CASA Version`` / ``Pipeline Version`` rows.
 
-Nothing here runs or imports the scripts: they are often Python 2.
+Nothing here runs or imports the scripts: they are often Python 2.  Every
+reader is linear in the size of its input (no regular expression here can
+backtrack over a run of characters more than once), reads at most a bounded
+number of bytes, and opens only regular files (:func:`almatools.limits.open_regular`).
 """
 
 from __future__ import annotations
@@ -27,18 +30,25 @@ import tarfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["VersionStatement", "classify", "read_statements", "normalise", "version_key"]
+from almatools.limits import open_regular
+
+__all__ = ["VersionStatement", "classify", "read_statements", "statements_from_text", "read_head", "normalise",
+           "version_key",
+           "MAX_TEXT_BYTES", "LOG_HEAD_LINES", "LOG_HEAD_BYTES"]
 
 #: how much of a log to read: the version sits in the first lines
 LOG_HEAD_LINES = 400
-#: the largest text file read whole (logs beyond this are read up to LOG_HEAD_LINES)
+LOG_HEAD_BYTES = 2**20
+#: the most read of any other text file (READMEs, scripts and weblog pages are far smaller)
 MAX_TEXT_BYTES = 64 * 2**20
 
-_VERSION = r"(\d+(?:\.\d+){1,3}(?:-\d+)?)"
+# a version: 2 to 4 dot-separated numbers of at most 9 digits, optionally '-build' (6.5.4-9)
+_VERSION = r"(?<![0-9])([0-9]{1,9}(?:\.[0-9]{1,9}){1,3}(?:-[0-9]{1,9})?)(?![0-9])"
 _SCRIPT_PATTERNS = [
-    # re.search('^4.4.0', casadef.casa_version)  /  re.search('^5.1.1', '.'.join(... cu.version() ...))
+    # re.search('^4.4.0', casadef.casa_version)  /  re.search('^5.1.1', '.'.join(... cu.version() ...));
+    # the second form needs 'cu.version(' later on the line (checked by _script_match, not by a '.*')
     ("version-check", "pin", re.compile(
-        r"re\.search\(\s*['\"]\^?" + _VERSION + r"['\"]\s*,\s*(?:casadef\.casa_version|['\"]\.['\"]\.join\(.*cu\.version\(\))")),
+        r"re\.search\([ \t]*['\"]\^?" + _VERSION + r"['\"][ \t]*,[ \t]*(casadef\.casa_version|['\"]\.['\"]\.join\()")),
     # if casadef.casa_version < '4.4.0' : sys.exit(...)   → needs at least 4.4.0
     ("version-compare", "minimum", re.compile(r"casadef\.casa_version\s*<\s*['\"]" + _VERSION + r"['\"]")),
     ("version-exit", "pin", re.compile(
@@ -46,10 +56,10 @@ _SCRIPT_PATTERNS = [
 ]
 _README = re.compile(r"CASA\s+version\s+used\s+for\s+(reduction|calibration|imaging)\s*:\s*" + _VERSION, re.I)
 _LOG = re.compile(r"CASA Version\s+(?:([A-Z]+)\s+)?" + _VERSION + r"(-[A-Za-z]+)?(?:[\s-]*\(?(r\d+)\)?)?")
-_PIPELINE_IN_VERSION = re.compile(r"pipeline[-\s]+(\d{4}\.\d+\.\d+\.\d+)", re.I)
-_PIPELINE_LOG = re.compile(r"Pipeline\s+version\s*:?\s*(\d{4}\.\d+\.\d+\.\d+)", re.I)
-_WEBLOG = re.compile(r"CASA\s+Version\s*:?\s*" + _VERSION, re.I)
-_WEBLOG_PIPELINE = re.compile(r"Pipeline\s+Version\s*:?\s*(\d{4}\.\d+\.\d+\.\d+)", re.I)
+_PIPELINE_IN_VERSION = re.compile(r"pipeline[-\s]+(\d{4}\.\d{1,9}\.\d{1,9}\.\d{1,9})", re.I)
+_PIPELINE_LOG = re.compile(r"Pipeline\s+version[\s:]*(\d{4}\.\d{1,9}\.\d{1,9}\.\d{1,9})", re.I)
+_WEBLOG = re.compile(r"CASA\s+Version[\s:]*" + _VERSION, re.I)
+_WEBLOG_PIPELINE = re.compile(r"Pipeline\s+Version[\s:]*(\d{4}\.\d{1,9}\.\d{1,9}\.\d{1,9})", re.I)
 _CALIBRATION_WORDS = re.compile(r"\b(bandpass|gaincal|applycal|setjy|fluxscale|hifa?_\w+|h_init|"
                                 r"scriptForCalibration|scriptForPI|wvrgcal)\b")
 _IMAGING_WORDS = re.compile(r"\b(tclean|clean|scriptForImaging|exportfits|impbcor)\b")
@@ -95,7 +105,11 @@ def normalise(version: str) -> str:
 
 
 def version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in normalise(version).split(".") if p.isdigit())
+    """``'6.5.4-9'`` → ``(6, 5, 4, 9)``; parts that are not plain numbers (or absurdly long) are left out."""
+    return tuple(int(p) for p in normalise(version).split(".") if _NUMBER.fullmatch(p))
+
+
+_NUMBER = re.compile(r"[0-9]{1,18}")
 
 
 def classify(path: Path, text: str | None = None) -> str | None:
@@ -117,7 +131,7 @@ def classify(path: Path, text: str | None = None) -> str | None:
             return "imaging-script"
         if "pipescript" in low or "piperestorescript" in low or "scriptforpi" in low:
             return "pipeline-script"
-        if text is not None and any(p.search(text) for _, _, p in _SCRIPT_PATTERNS):
+        if text is not None and _looks_like_script_with_version(text):
             return "calibration-script" if _CALIBRATION_WORDS.search(text) else "imaging-script"
         return None
     if low.startswith("ppr") and low.endswith(".xml"):
@@ -143,30 +157,49 @@ def _commented(line: str, start: int) -> bool:
     return "#" in line[:start]
 
 
+def _script_match(line: str):
+    """(shape, meaning, match) of the first version statement on a script line, or None."""
+    last_cu_version = line.rfind("cu.version(")
+    for shape, meaning, pattern in _SCRIPT_PATTERNS:
+        m = pattern.search(line)
+        if m and shape == "version-check" and m.group(2) != "casadef.casa_version":
+            # '.'.join([... cu.version() ...]): the join form counts only with cu.version( after it
+            m = next((c for c in pattern.finditer(line) if c.group(2) == "casadef.casa_version"
+                      or last_cu_version >= c.end()), None)
+        if m:
+            return shape, meaning, m
+    return None
+
+
+def _looks_like_script_with_version(text: str) -> bool:
+    if "casa_version" not in text and "cu.version" not in text and "VERSION OF CASA" not in text:
+        return False
+    return any(_script_match(line) for line in text.splitlines())
+
+
 def _script_statements(name: str, text: str, source: str) -> list[VersionStatement]:
     purpose = "imaging" if source == "imaging-script" else "calibration"
     found = []
     for number, line in enumerate(text.splitlines(), 1):
-        for shape, meaning, pattern in _SCRIPT_PATTERNS:
-            m = pattern.search(line)
-            if m:
-                found.append(VersionStatement(name, number, m.group(1), source, purpose, shape, meaning,
-                                              not _commented(line, m.start()), line.strip()))
-                break
+        hit = _script_match(line)
+        if hit:
+            shape, meaning, m = hit
+            found.append(VersionStatement(name, number, m.group(1), source, purpose, shape, meaning,
+                                          not _commented(line, m.start()), line.strip()[:500]))
     # The sys.exit message repeats the version of the check just above it: keep the check.
     checks = {(s.line, s.version) for s in found if s.shape == "version-check"}
     return [s for s in found if not (s.shape == "version-exit" and
-                                     any(line in (s.line - 1, s.line - 2) and v == s.version for line, v in checks))]
+                                     ((s.line - 1, s.version) in checks or (s.line - 2, s.version) in checks))]
 
 
 def _readme_statements(name: str, text: str) -> list[VersionStatement]:
     found = []
     for number, line in enumerate(text.splitlines(), 1):
-        m = _README.search(line)
+        m = _README.search(line) if "ersion" in line else None
         if m:
             purpose = "imaging" if m.group(1).lower() == "imaging" else "calibration"
             found.append(VersionStatement(name, number, m.group(2), "readme", purpose, "readme", "ran",
-                                          True, line.strip()))
+                                          True, line.strip()[:500]))
     return found
 
 
@@ -185,40 +218,92 @@ def _log_statements(name: str, lines: list[str]) -> list[VersionStatement]:
         pipeline = m.group(1)
     found = []
     for number, line in enumerate(lines, 1):
-        m = _LOG.search(line)
+        m = _LOG.search(line) if "CASA Version" in line else None
         if m:
             build, version = m.group(1) or "", m.group(2)
             p = _PIPELINE_IN_VERSION.search(line)
             found.append(VersionStatement(name, number, version, "casa-log", purpose, "log-header", "ran",
-                                          True, line.split("\t")[-1].strip(),
+                                          True, line.split("\t")[-1].strip()[:500],
                                           p.group(1) if p else pipeline))
             if build == "PIPELINE" and not found[-1].pipeline_version:
                 found[-1].pipeline_version = "unknown"
     return found
 
 
+_SPACE_ENTITY = re.compile(r"&(?:nbsp|#160|#32|#x[aA]0);")
+
+
+def _blank_tags(text: str) -> str:
+    """*text* with every ``<...>`` tag and whitespace entity turned into spaces (newlines kept).
+
+    Offsets stay those of *text*; one pass with ``str.find`` (an unclosed ``<``
+    ends the tags, it is not searched again from every position).
+    """
+    out, i = [], 0
+    while True:
+        lt = text.find("<", i)
+        gt = text.find(">", lt) if lt >= 0 else -1
+        if lt < 0 or gt < 0:
+            out.append(text[i:])
+            break
+        out.append(text[i:lt])
+        tag = text[lt:gt + 1]
+        out.append(" " * len(tag) if "\n" not in tag else re.sub(r"[^\n]", " ", tag))
+        i = gt + 1
+    return _SPACE_ENTITY.sub(lambda m: " " * len(m.group(0)), "".join(out))
+
+
 def _weblog_statements(name: str, text: str) -> list[VersionStatement]:
-    plain = html.unescape(re.sub(r"<[^>]+>", " ", text))
+    plain = _blank_tags(text)
     found = []
     m = _WEBLOG.search(plain)
     if m:
         p = _WEBLOG_PIPELINE.search(plain)
-        number = text[:text.find("CASA")].count("\n") + 1 if "CASA" in text else 1
-        found.append(VersionStatement(name, number, m.group(1), "weblog", "calibration", "weblog", "ran", True,
-                                      " ".join(plain[m.start():m.end()].split()), p.group(1) if p else ""))
+        found.append(VersionStatement(name, plain.count("\n", 0, m.start()) + 1, m.group(1), "weblog",
+                                      "calibration", "weblog", "ran", True,
+                                      html.unescape(" ".join(plain[m.start():m.end()].split())),
+                                      p.group(1) if p else ""))
     return found
 
 
-def _read_text(path: Path, head_lines: int | None = None) -> str:
-    with open(path, "rb") as fh:
-        if head_lines is None and path.stat().st_size <= MAX_TEXT_BYTES:
-            return fh.read().decode("utf-8", "replace")
-        return "".join(fh.readline().decode("utf-8", "replace") for _ in range(head_lines or LOG_HEAD_LINES))
+def statements_from_text(kind: str, text: str, label: str) -> list[VersionStatement]:
+    """The version statements of one file's text, for a :func:`classify` kind that states versions."""
+    if kind in ("calibration-script", "fluxcal-script", "imaging-script"):
+        return _script_statements(label, text, kind)
+    if kind == "readme":
+        return _readme_statements(label, text)
+    if kind == "casa-log":
+        return _log_statements(label, text.splitlines()[:LOG_HEAD_LINES])
+    if kind == "weblog":
+        return _weblog_statements(label, text)
+    return []
+
+
+def read_head(path: Path, limit: int) -> bytes:
+    """The first *limit* bytes of a regular file (never a FIFO or device), read in pieces.
+
+    Logs and weblogs may be far larger than what is read of them: only their
+    head is needed, so a large file is not an error here.
+    """
+    chunks, size = [], 0
+    with open_regular(path) as fh:
+        while size < limit:
+            chunk = fh.read(min(limit - size, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    return b"".join(chunks)
+
+
+def _read_text(path: Path, limit: int = MAX_TEXT_BYTES) -> str:
+    """The first *limit* bytes of a regular file as text."""
+    return read_head(path, limit).decode("utf-8", "replace")
 
 
 def _archive_members(path: Path, kind: str):
     """(member name, text) for the weblog home pages or CASA logs inside a tar archive."""
-    with tarfile.open(path) as tar:
+    with open_regular(path) as fh, tarfile.open(fileobj=fh) as tar:
         for member in tar:
             if not member.isfile():
                 continue
@@ -226,26 +311,23 @@ def _archive_members(path: Path, kind: str):
             if kind == "weblog-archive" and base in ("t1-1.html", "index.html") and "/html/" in f"/{member.name}":
                 yield member.name, tar.extractfile(member).read(MAX_TEXT_BYTES).decode("utf-8", "replace")
             elif kind == "log-archive" and base.endswith(".log") and base.startswith("casa"):
-                fh = tar.extractfile(member)
-                yield member.name, "".join(fh.readline().decode("utf-8", "replace") for _ in range(LOG_HEAD_LINES))
+                yield member.name, tar.extractfile(member).read(LOG_HEAD_BYTES).decode("utf-8", "replace")
 
 
 def read_statements(path: Path, kind: str, label: str | None = None) -> list[VersionStatement]:
-    """Every version statement in the file *path* of the given :func:`classify` kind."""
+    """Every version statement in the file *path* of the given :func:`classify` kind.
+
+    :raises almatools.errors.InputFileError: for a FIFO, device or socket (never opened).
+    """
     label = label or str(path)
-    if kind in ("calibration-script", "fluxcal-script", "imaging-script"):
-        return _script_statements(label, _read_text(path), kind)
-    if kind == "readme":
-        return _readme_statements(label, _read_text(path))
     if kind == "casa-log":
-        return _log_statements(label, _read_text(path, LOG_HEAD_LINES).splitlines())
-    if kind == "weblog":
-        return _weblog_statements(label, _read_text(path))
+        return statements_from_text(kind, _read_text(path, LOG_HEAD_BYTES), label)
     if kind in ("weblog-archive", "log-archive"):
         found = []
         for member, text in _archive_members(path, kind):
-            reader = _weblog_statements if kind == "weblog-archive" else (
-                lambda n, t: _log_statements(n, t.splitlines()))
-            found.extend(reader(f"{label}:{member}", text))
+            found.extend(statements_from_text("weblog" if kind == "weblog-archive" else "casa-log", text,
+                                              f"{label}:{member}"))
         return found
+    if kind in ("calibration-script", "fluxcal-script", "imaging-script", "readme", "weblog"):
+        return statements_from_text(kind, _read_text(path), label)
     return []

@@ -5,13 +5,17 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import shlex
+import stat
 import tarfile
+import zlib
 from pathlib import Path
 
 from almatools import log
-from almatools.errors import TaskParameterError
+from almatools.errors import InputFileError, TaskParameterError
+from almatools.freshness import find_measurement_sets, result_entry as casa_data_entry
+from almatools.limits import file_kind
 
-from .sources import VersionStatement, classify, normalise, read_statements, version_key
+from .sources import VersionStatement, classify, normalise, read_head, read_statements, version_key
 
 __all__ = ["calversion"]
 
@@ -42,7 +46,12 @@ def calversion(path, casaversion=""):
     running = casaversion or _running_version()
     if not version_key(running):
         raise TaskParameterError(TASK, "casaversion", casaversion, "must look like 6.7.0 or 4.7.2")
-    files = _delivery_files(root)
+    mode = root.stat().st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise TaskParameterError(TASK, "path", str(root), f"is {file_kind(mode)}, not a regular file or directory: "
+                                 "not opened (reading it could block or never end)")
+    unread: list[dict] = []
+    files = _delivery_files(root, unread)
     if root.is_file() and not any(kind for _, kind in files):
         raise TaskParameterError(
             TASK, "path", str(root),
@@ -55,9 +64,11 @@ def calversion(path, casaversion=""):
             continue
         try:
             statements.extend(read_statements(file, kind, _label(root, file)))
-        except (OSError, EOFError, tarfile.TarError) as exc:
+        except InputFileError as exc:  # replaced by a FIFO since the walk: still never opened
+            unread.append({"file": _label(root, file), "why": exc.problem})
+        except (OSError, EOFError, tarfile.TarError, zlib.error) as exc:
             # a corrupt log or weblog archive must not hide the other sources
-            log.warn(f"could not read {file}: {exc}")
+            unread.append({"file": _label(root, file), "why": f"could not be read: {exc}"})
 
     calibration_type = _calibration_type(root, files, statements)
     calibration = _winner(statements, "calibration")
@@ -95,7 +106,10 @@ def calversion(path, casaversion=""):
         "disagreements": _disagreements(statements),
         "command": _command(root, calibration_type, version, pipeline_version),
         "pitfalls": _pitfalls(root, statements),
+        "unread": unread,
     }
+    result["casa_data"] = casa_data_entry(vis=find_measurement_sets(root), depends="nothing calversion reports; "
+                                          "recalibrating with this CASA does (UVW, frame conversions)")
     _report(result)
     return result
 
@@ -118,11 +132,13 @@ def _label(root: Path, file: Path) -> str:
     return str(file.relative_to(root)) if root.is_dir() else file.name
 
 
-def _delivery_files(root: Path) -> list[tuple[Path, str | None]]:
-    """(file, kind) for the given file, or every file of a Member OUS tree."""
+def _delivery_files(root: Path, unread: list[dict]) -> list[tuple[Path, str | None]]:
+    """(file, kind) for the given file, or every regular file of a Member OUS tree.
+
+    FIFOs, devices and sockets are listed in *unread* and never opened.
+    """
     if root.is_file():
-        text = _peek(root)
-        return [(root, classify(root, text))]
+        return [(root, classify(root, _peek(root)))]
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
         # calibrated MSs and raw ASDMs are large directories with nothing to read here
@@ -130,6 +146,15 @@ def _delivery_files(root: Path) -> list[tuple[Path, str | None]]:
                              and d != "calibrated")
         for name in sorted(filenames):
             file = Path(dirpath) / name
+            try:
+                mode = file.stat().st_mode
+            except OSError as exc:  # a dangling symbolic link
+                unread.append({"file": _label(root, file), "why": f"could not be read: {exc.strerror}"})
+                continue
+            if not stat.S_ISREG(mode):
+                if classify(file) or name.endswith((".py", ".txt")):
+                    unread.append({"file": _label(root, file), "why": f"is {file_kind(mode)}: not opened"})
+                continue
             kind = classify(file)
             if kind is None and name.endswith((".py", ".txt")):
                 kind = classify(file, _peek(file))
@@ -138,10 +163,10 @@ def _delivery_files(root: Path) -> list[tuple[Path, str | None]]:
 
 
 def _peek(file: Path, size: int = 65536) -> str:
+    """The start of a regular file as text ('' for anything that cannot or must not be read)."""
     try:
-        with open(file, "rb") as fh:
-            return fh.read(size).decode("utf-8", "replace")
-    except OSError:
+        return read_head(file, size).decode("utf-8", "replace")
+    except (OSError, InputFileError):
         return ""
 
 
@@ -172,13 +197,29 @@ def _disagreements(statements: list[VersionStatement]) -> list[dict]:
     for purpose in ("calibration", "imaging"):
         group = [s for s in statements if s.purpose == purpose and s.meaning != "minimum"]
         versions = sorted({normalise(s.version) for s in group}, key=version_key)
-        # a two-part README version (4.6) agrees with 4.6.0
-        distinct = [v for v in versions if not any(w != v and _same_release(w, v) for w in versions
-                                                    if len(version_key(w)) > len(version_key(v)))]
+        distinct = _most_precise(versions)
         if len(distinct) > 1:
-            out.append({"purpose": purpose, "versions": distinct,
-                        "where": {v: [f"{s.file}:{s.line}" for s in group if normalise(s.version) == v]
-                                  for v in versions}})
+            where: dict[str, list[str]] = {}
+            for s in group:
+                where.setdefault(normalise(s.version), []).append(f"{s.file}:{s.line}")
+            out.append({"purpose": purpose, "versions": distinct, "where": {v: where[v] for v in versions}})
+    return out
+
+
+def _most_precise(versions: list[str]) -> list[str]:
+    """*versions* without those a longer one refines (a README's 4.6 agrees with 4.6.0; see _same_release)."""
+    longest: dict[tuple, int] = {}  # (prefix length, prefix) → the most parts of a version with that prefix
+    for v in versions:
+        key = version_key(v)
+        for n in (2, 3):
+            if len(key) >= n:
+                longest[(n, key[:n])] = max(longest.get((n, key[:n]), 0), len(key))
+    out = []
+    for v in versions:
+        key = version_key(v)
+        n = min(len(key), 3)
+        if n < 2 or longest.get((n, key[:n]), 0) <= len(key):
+            out.append(v)
     return out
 
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from almatools import log
 from almatools.errors import TaskParameterError
+from almatools.freshness import result_entry as casa_data_entry
 
 from . import convert as cv
 from .chansel import channels_to_ranges, range_to_channels
@@ -29,17 +30,24 @@ def frameconv(mode="values", values=None, unit="GHz", inframe="TOPO", doppler="R
     vis = [v for v in (vis or []) if v]
     inframe, outframe, doppler = str(inframe).upper(), str(outframe).upper(), str(doppler).upper()
     if mode == "values":
-        return _values(values or [], unit, inframe, outframe, doppler, restfreq, outunit, epoch, ntimes,
-                       direction, observatory, sysvel)
-    if mode == "ms":
-        return _ms(_one_vis(vis), field, spw, outframe, outfile, plotfile, overwrite)
-    if mode == "contdat":
-        return _contdat(contfile, vis, partial, freqstep, fitorder)
-    if mode == "tocontdat":
-        return _tocontdat(_one_vis(vis), field, fitspec, outframe, outfile, overwrite)
-    if mode == "selection":
-        return _selection(fitspec, vis)
-    raise TaskParameterError(TASK, "mode", mode, "must be one of values, ms, contdat, tocontdat, selection")
+        result = _values(values or [], unit, inframe, outframe, doppler, restfreq, outunit, epoch, ntimes,
+                         direction, observatory, sysvel)
+    elif mode == "ms":
+        result = _ms(_one_vis(vis), field, spw, outframe, outfile, plotfile, overwrite)
+    elif mode == "contdat":
+        result = _contdat(contfile, vis, partial, freqstep, fitorder)
+    elif mode == "tocontdat":
+        result = _tocontdat(_one_vis(vis), field, fitspec, outframe, outfile, overwrite)
+    elif mode == "selection":
+        result = _selection(fitspec, vis)
+    else:
+        raise TaskParameterError(TASK, "mode", mode, "must be one of values, ms, contdat, tocontdat, selection")
+    times = result.get("times", [])
+    result["casa_data"] = casa_data_entry(
+        vis=vis, epochs=[f"{times[0]}~{times[-1]}"] if times else [], freqs_hz=result.get("input_frequency_hz", []),
+        directions=[direction] if direction else [],
+        depends="nothing in this mode" if mode == "selection" else "frequencies converted to or from TOPO")
+    return result
 
 
 def _one_vis(vis):

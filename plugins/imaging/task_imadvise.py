@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from almatools import log
+from almatools import limits, log
 from almatools.errors import TaskParameterError
+from almatools.io import check_output_file
 
 from . import rules
 from .msmeta import format_direction, from_tangent, read_meta, select, tangent_offsets
@@ -46,6 +47,8 @@ def imadvise(vis, field="", spw="", specmode="mfs", robust=0.5, sourcesize="", p
     ct = casatools()
     vislist = _check_vis(vis)
     extent = _source_extent(sourcesize)
+    if plotfile:
+        check_output_file(plotfile)  # before the pass, not after it
     if execute:
         _check_imagename_free(imagename)
     metas = [read_meta(ct, v) for v in vislist]
@@ -75,10 +78,9 @@ def imadvise(vis, field="", spw="", specmode="mfs", robust=0.5, sourcesize="", p
     _log_report(result)
     if execute:
         from .execute import run_and_compare
-        if max(result["imsize"]["value"]) > MAX_EXECUTE_PIXELS:
-            raise TaskParameterError(TASK, "execute", execute, f"is refused for an image of {result['imsize']['value']}"
-                                     f" pixels (more than {MAX_EXECUTE_PIXELS} per axis): run the tclean call "
-                                     "yourself where the memory is, or image a smaller field")
+        limits.check_count(max(result["imsize"]["value"]), MAX_EXECUTE_PIXELS, subject=limits.parameter("execute"),
+                           unit="pixels per image axis", hint="run the returned tclean call where the memory is, "
+                                                              "or image a smaller field")
         result["execute"] = run_and_compare(result)
         result["ok"] = result["execute"].get("ok", False)
     return result
@@ -221,6 +223,7 @@ def _plan(metas, selections, pblimit: float) -> Plan:
         if geometry.nbytes() * ngrids <= GRID_BUDGET_BYTES:
             break
         coarsen += 1
+    limits.check_memory(geometry.nbytes() * ngrids, subject=limits.parameter("vis"))
     if coarsen > 1:
         notes.append(f"weight grids use {coarsen}x the image's uv cell (memory bound of "
                      f"{GRID_BUDGET_BYTES // 2 ** 20} MB); Briggs/uniform predictions are approximate")

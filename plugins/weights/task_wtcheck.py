@@ -9,6 +9,7 @@ import numpy as np
 
 from almatools import log
 from almatools.errors import TaskParameterError
+from almatools.freshness import result_entry as casa_data_entry
 from almatools.io import atomic_path
 
 from . import fix as fixes
@@ -56,6 +57,8 @@ def wtcheck(vis, mous=None, datacolumn="", field="", spw="", intent="", perscan=
     verdict = _verdict(groups, prov, tolerance, columns)
     result = {"vis": vislist, "datacolumn": columns, "provenance": prov, "groups": [g.as_dict() for g in groups],
               **verdict}
+    result["casa_data"] = casa_data_entry(vis=vislist, depends="nothing wtcheck computes (weights and variances "
+                                          "need no time or frame conversion); later frame conversions do")
     result["plotfile"] = _plot(groups, plotfile or "", verdict["reference_ratio"], tolerance) if plotfile else ""
     _log_report(result)
     if fix:

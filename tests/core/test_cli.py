@@ -1,5 +1,6 @@
 """The shell face: almatools run/help/tasks, casa-setup and shell-setup."""
 
+import json
 import os
 import subprocess
 import sys
@@ -113,3 +114,101 @@ def test_shell_setup_is_idempotent(tmp_path):
     text = startup.read_text()
     assert text.startswith("print('mine')\n") and text.count(STARTUP_LINE) == 1
     assert almatools("shell-setup").stdout.strip() == STARTUP_LINE
+
+
+# --------------------------------------------------------------------------- exit status
+
+FILESIZE_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<casaxml xmlns="http://casa.nrao.edu/schema/psetTypes.html">
+<task type="function" name="filesize" category="testing">
+  <shortdescription>Sizes of files; unreadable ones are reported as failed</shortdescription>
+  <input>
+    <param type="pathVec" name="paths"><shortdescription>files</shortdescription><value/></param>
+    <param type="bool" name="strict"><shortdescription>ok=False on any failure</shortdescription>
+      <value>False</value></param>
+  </input>
+  <returns type="record"/>
+</task>
+</casaxml>
+"""
+
+
+def filesize(paths, strict):
+    """A task following the convention: what could not be done goes into "failed", the run goes on."""
+    sizes, failed = {}, []
+    for p in paths:
+        try:
+            sizes[p] = os.path.getsize(p)
+        except OSError as exc:
+            failed.append(f"{p}: {exc.strerror}")
+    result = {"sizes": sizes, "failed": failed}
+    if strict:
+        result["ok"] = not failed
+    return result
+
+
+@pytest.fixture
+def cli_registry(tmp_path, monkeypatch):
+    from almatools import registry as reg
+    from almatools.registry import TaskRegistry, TaskSource, make_plugin_manager
+    fresh = TaskRegistry(make_plugin_manager(load_entrypoints=False))
+    (tmp_path / "filesize.xml").write_text(FILESIZE_XML)
+    fresh.add(TaskSource(xml=tmp_path / "filesize.xml", impl=filesize), plugin="sample")
+    monkeypatch.setattr(reg, "_registry", fresh)
+    return fresh
+
+
+def test_failures_in_the_result_give_exit_status_3(cli_registry, tmp_path, capsys):
+    from almatools.cli import EXIT_FAILURES, main
+    good = tmp_path / "good.txt"
+    good.write_text("12345")
+    assert main(["run", "filesize", "--paths", str(good)]) == 0
+    capsys.readouterr()
+    status = main(["run", "filesize", "--paths", f"{good},{tmp_path / 'gone.txt'}", "--json", str(tmp_path / "r.json")])
+    out = capsys.readouterr()
+    assert status == EXIT_FAILURES == 3
+    assert json.loads(out.out) == json.loads((tmp_path / "r.json").read_text())  # the result is still written
+    assert json.loads(out.out)["sizes"] == {str(good): 5}
+    assert 'filesize finished but reported failures (1 "failed"); exit status 3' in out.err
+    assert main(["run", "filesize", "--paths", str(tmp_path / "gone.txt"), "--strict", "true"]) == 3
+    assert '"ok": false and 1 "failed"' in capsys.readouterr().err
+
+
+def test_reported_failures_convention():
+    from almatools.cli import reported_failures
+    assert reported_failures({"ok": True, "failed": []}) == ""
+    assert reported_failures({"failed": {}}) == ""
+    assert reported_failures({"ok": False}) == '"ok": false'
+    assert reported_failures({"failed": {"a": "b", "c": "d"}}) == '2 "failed"'
+    assert reported_failures({"ok": 0}) == ""  # only the boolean False counts
+    assert reported_failures([1, 2]) == ""
+
+
+def test_json_into_a_directory_is_refused_before_the_task_runs(cli_registry, tmp_path, capsys):
+    from almatools.cli import main
+    (tmp_path / "out").mkdir()
+    assert main(["run", "filesize", "--paths", str(tmp_path), "--json", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"almatools: --json {tmp_path / 'out'}: is an existing directory, not a file name" in err
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_task_error_exits_1_with_the_message_and_no_traceback(tmp_path):
+    bad = tmp_path / "cont.dat"
+    bad.write_bytes(b"\x00\x01 not a cont.dat at all \xff\n")
+    out = almatools("run", "frameconv", "--mode", "contdat", "--contfile", str(bad), cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    lines = out.stderr.splitlines()
+    first = next(k for k, line in enumerate(lines) if line.startswith("almatools: "))
+    assert lines[first].startswith(f"almatools: {bad}") and "Traceback" not in out.stderr
+    assert lines[first + 1] == "  (raised in almatools task 'frameconv')"
+    assert lines[first + 2].startswith("almatools: the CASA log is ")
+
+
+def test_exit_statuses_are_in_the_help():
+    for args in (["run", "calversion", "--help"], ["--help"]):
+        out = almatools(*args)
+        assert out.returncode == 0
+        text = " ".join(out.stdout.split())
+        assert "3 the task finished but reported failures" in text.replace(" :", ":") or \
+            "3 the task finished but reported failures" in text

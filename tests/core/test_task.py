@@ -47,7 +47,8 @@ def test_coercion(task, vis):
 
 def test_constraint_sets_subparameter_default(task, vis):
     assert task(vis=vis, mode="get")["hdkey"] == "beammajor"
-    assert task(vis=vis, mode="GET")["hdkey"] == ""  # constraints compare exactly; allowed ignores case
+    # mode ignores case and is normalised first, so the constraint sees 'get'
+    assert task(vis=vis, mode=" GET")["hdkey"] == "beammajor"
     assert task(vis=vis, mode="get", hdkey="bunit")["hdkey"] == "bunit"
 
 
@@ -73,8 +74,9 @@ def test_bad_values_raise_valueerror_naming_task_param_rule_value(task, vis, kwa
     assert rule in message and repr(kwargs[param]) in message
 
 
-def test_ignorecase_enum(task, vis):
-    assert task(vis=vis, mode="SUMMARY")["mode"] == "SUMMARY"
+def test_ignorecase_enum_reaches_the_implementation_in_the_xml_spelling(task, vis):
+    assert task(vis=vis, mode="SUMMARY")["mode"] == "summary"
+    assert task(vis=vis, mode="Get ")["mode"] == "get"
 
 
 def test_mustexist(task, tmp_path):
@@ -154,3 +156,115 @@ print("casatools imported:", "casatools" in sys.modules)
     out = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "REFUSED sampletask: parameter 'niter' must lie in [0.0, 1000.0]; got -5" in out.stdout
+
+
+# --------------------------------------------------------------------------- a task inside a task
+
+OUTER_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<casaxml xmlns="http://casa.nrao.edu/schema/psetTypes.html">
+<task type="function" name="outertask" category="testing">
+  <shortdescription>Runs sampletask internally, as wtcheck runs calversion</shortdescription>
+  <input>
+    <param type="path" name="vis"><shortdescription>MS</shortdescription><value></value></param>
+    <param type="int" name="niter"><shortdescription>passed on</shortdescription><value>1</value></param>
+  </input>
+  <returns type="record"/>
+</task>
+</casaxml>
+"""
+
+
+@pytest.fixture
+def nested(tmp_path):
+    registry = TaskRegistry(make_plugin_manager(load_entrypoints=False))
+    inner = registry.add(TaskSource(xml=write_sample(tmp_path), impl=sampletask), plugin="sample")
+
+    def outertask(vis, niter):
+        from almatools import log
+        log.info("outer before")
+        result = inner(vis=vis, niter=niter)
+        log.info("outer after")
+        return {"inner": result}
+
+    outer = registry.add(TaskSource(xml=write_sample(tmp_path, OUTER_XML, "outertask.xml"), impl=outertask))
+    return outer, inner
+
+
+def test_an_inner_task_error_names_the_task_the_user_called(nested, vis):
+    outer, _ = nested
+    with pytest.raises(TaskParameterError) as info:
+        outer(vis=vis, niter=-4)
+    err = info.value
+    assert str(err).startswith("sampletask: parameter 'niter' must lie in [0.0, 1000.0]; got -4")
+    assert err.__notes__ == ["(raised in almatools task 'sampletask', which the task called, 'outertask', ran "
+                             "internally: outertask > sampletask)"]
+
+
+def test_an_inner_task_logs_with_both_names_as_origin(nested, vis, casa_log_file):
+    outer, _ = nested
+    outer(vis=vis, niter=3)
+    text = casa_log_file.read_text()
+    chunk = text[text.rfind("##### Begin Task: outertask"):]
+    origins = {line.split("\t")[2].split("::")[0]: line.split("\t")[3] for line in chunk.splitlines()
+               if line.count("\t") >= 3}
+    assert "outertask>sampletask" in origins and "outertask" in origins
+    inner_lines = [line.split("\t")[3] for line in chunk.splitlines()
+                   if line.count("\t") >= 3 and line.split("\t")[2].startswith("outertask>sampletask")]
+    assert any("##### Begin Task: sampletask" in m for m in inner_lines)
+    outer_lines = [line.split("\t")[3] for line in chunk.splitlines()
+                   if line.count("\t") >= 3 and line.split("\t")[2].startswith("outertask::")]
+    assert "outer before" in outer_lines and "outer after" in outer_lines
+
+
+def test_wtcheck_reports_a_bad_mous_as_calversion_inside_wtcheck(tmp_path):
+    """The case from the issue: wtcheck's provenance runs calversion; the error used to name only calversion."""
+    from almatools.casa_tasks import wtcheck
+    from almatools.testing import simulate_ms
+    ms = simulate_ms(tmp_path / "a.ms", [("SPW0", 230e9, 1e6, 4)], duration_s=120, noise_k=1.0)
+    with pytest.raises(TaskParameterError) as info:
+        wtcheck(vis=[ms], mous=[str(tmp_path / "no-such-mous")])
+    assert str(info.value).startswith("calversion: parameter 'path' must name an existing file or directory")
+    assert "which the task called, 'wtcheck', ran internally: wtcheck > calversion" in info.value.__notes__[0]
+
+
+# --------------------------------------------------------------------------- python -O
+
+def test_tasks_refuse_python_O_before_casa_fails(tmp_path):
+    """Under -O casatools cannot even be imported; a task says so instead of a TypeError deep inside it."""
+    from almatools import example
+    mous = example.build_member_ous(tmp_path, kind="manual", images=False)
+    code = f"""
+import sys
+from almatools.casa_tasks import calversion
+from almatools.errors import CasaSetupError, TaskParameterError
+try:
+    calversion(path={str(tmp_path / 'missing')!r})
+except TaskParameterError as exc:
+    print("PARAM", exc)
+try:
+    calversion(path={str(mous)!r})
+except CasaSetupError as exc:
+    print("REFUSED", exc)
+from almatools.casaenv import casatools
+try:
+    casatools()
+except CasaSetupError as exc:
+    print("LIBRARY", exc)
+print("casatools imported:", "casatools" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("PARAM calversion: parameter 'path' must name an existing")  # validation still works
+    assert lines[1].startswith("REFUSED calversion: CASA does not work under python -O (or with PYTHONOPTIMIZE "
+                               "set): casatools checks its arguments with assert statements")
+    assert lines[2].startswith("LIBRARY almatools: CASA does not work under python -O")
+    assert lines[3] == "casatools imported: False"
+    assert "Traceback" not in out.stderr and "TypeError" not in out.stderr
+
+
+def test_casatools_itself_fails_under_python_O(tmp_path):
+    """The reason for the refusal, checked on CASA itself (if this starts passing, the refusal can go)."""
+    out = subprocess.run([sys.executable, "-O", "-c", "import casatools"], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert out.returncode != 0 and "TypeError" in out.stderr
