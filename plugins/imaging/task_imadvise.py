@@ -15,6 +15,7 @@ Three steps:
 
 from __future__ import annotations
 
+import glob
 import math
 import os
 from dataclasses import dataclass
@@ -49,12 +50,13 @@ def imadvise(vis, field="", spw="", specmode="mfs", robust=0.5, sourcesize="", p
     extent = _source_extent(sourcesize)
     if plotfile:
         check_output_file(plotfile)  # before the pass, not after it
-    if execute:
-        _check_imagename_free(imagename)
     metas = [read_meta(ct, v) for v in vislist]
     provenance = _mous_provenance(mous) if mous else {}
     spw_texts, continuum = _continuum_channels(vislist, spw, specmode, provenance)
     selections = [_select(ct, m, field, s) for m, s in zip(metas, spw_texts)]
+    imagename = imagename or _default_imagename(metas[0], selections[0], specmode)
+    if execute:
+        _check_imagename_free(imagename)
     plan = _plan(metas, selections, pblimit)
     plan.notes.extend(continuum["warnings"])
     for note in plan.notes:
@@ -113,9 +115,7 @@ def _source_extent(sourcesize: str) -> float | None:
 
 
 def _check_imagename_free(imagename: str) -> None:
-    if not imagename:
-        return
-    taken = sorted(str(p) for p in Path(imagename).parent.glob(Path(imagename).name + ".*"))
+    taken = sorted(str(p) for p in Path(imagename).parent.glob(glob.escape(Path(imagename).name) + ".*"))
     if taken:
         raise TaskParameterError(TASK, "imagename", imagename, f"already has images ({', '.join(taken[:3])}"
                                  f"{' …' if len(taken) > 3 else ''}); tclean would continue from them — remove "
@@ -227,8 +227,8 @@ def _plan(metas, selections, pblimit: float) -> Plan:
     if coarsen > 1:
         notes.append(f"weight grids use {coarsen}x the image's uv cell (memory bound of "
                      f"{GRID_BUDGET_BYTES // 2 ** 20} MB); Briggs/uniform predictions are approximate")
-    return Plan(survey=SurveyPlan(geometry=geometry, longest_m=bmax, per_field=per_field), fov=fov, centre=(ra0, dec0), frame=frame,
-                pointings=pointings, pointing_fields=pointing_fields, pb_fwhm=fwhm, pb_radius=radius,
+    return Plan(survey=SurveyPlan(geometry=geometry, longest_m=bmax, per_field=per_field), fov=fov,
+                centre=(ra0, dec0), frame=frame, pointings=pointings, pointing_fields=pointing_fields, pb_fwhm=fwhm, pb_radius=radius,
                 dish_min=dish_min, freq_min=fmin, freq_max=fmax, max_baseline=bmax, coarsened=coarsen, notes=notes)
 
 
@@ -258,12 +258,10 @@ def _advise(metas, selections, surveys, plan, specmode, robust, extent, ppb, pbl
     gridder = "mosaic" if (mosaic or mixed) else "standard"
     per_ms = gridder == "mosaic"  # tclean's mosweight=True: every MS and field weighted on its own density
 
-    def units(cls):
-        return density_units(surveys, cls, per_ms)
-
-    beams = {"combined": _beams(units(classes), geometry, robust, surveys, classes)}
+    comb_units = density_units(surveys, classes, per_ms)
+    beams = {"combined": _beams(comb_units, geometry, robust, surveys, classes)}
     for a in arrays if len(arrays) > 1 or len(classes) > 1 else []:
-        beams[a] = _beams(units([a]), geometry, robust, surveys, [a])
+        beams[a] = _beams(density_units(surveys, [a], per_ms), geometry, robust, surveys, [a])
     scales = {name: _scales(surveys, [name] if name != "combined" else classes, beams[name]["freq_hz"])
               for name in beams}
     chosen = beams["combined"]["briggs"]
@@ -271,7 +269,6 @@ def _advise(metas, selections, surveys, plan, specmode, robust, extent, ppb, pbl
     ref_freq = beams["combined"]["freq_hz"]
     cell = rules.round_cell(chosen["minor_rad"] * (ref_freq / plan.freq_max if cube else 1.0) / ppb)
     imsize = [rules.optimum_size(math.ceil(plan.fov[0] / cell)), rules.optimum_size(math.ceil(plan.fov[1] / cell))]
-    comb_units = units(classes)
     eta = {w: noise_factor(comb_units, w, robust) / noise_factor(comb_units, "natural") for w in WEIGHTINGS}
     averaging = _averaging(metas, selections, surveys, plan, chosen, ref_freq, specmode)
     noise = _noise(metas, selections, surveys, plan, eta, averaging, ref_freq, classes, mosaic)
@@ -280,9 +277,8 @@ def _advise(metas, selections, surveys, plan, specmode, robust, extent, ppb, pbl
     deconv = _deconvolver(specmode, plan, chosen, scales["combined"], extent, cell)
     phasecenter = _phasecenter(plan, mosaic)
     threshold_jy = 3.0 * (noise["combined"]["briggs_jy"] if not cube else noise["cube_channel_jy"])
-    name = imagename or _default_imagename(metas[0], selections[0], specmode)
-    params = _tclean_params(metas, selections, datacolumn, name, imsize, cell, phasecenter, stokes, specmode, gridder,
-                            deconv, robust, pblimit, niter, threshold_jy, averaging)
+    params = _tclean_params(metas, selections, datacolumn, imagename, imsize, cell, phasecenter, stokes, specmode,
+                            gridder, deconv, robust, pblimit, niter, threshold_jy, averaging)
     warnings = list(plan.notes) + datacolumn["warnings"] + averaging["warnings"] + deconv["warnings"]
     if max(imsize) > MAX_EXECUTE_PIXELS:
         warnings.append(f"the image needs {imsize} pixels: tclean needs several GB for it (a coarser cell, a "
@@ -309,12 +305,7 @@ def _advise(metas, selections, surveys, plan, specmode, robust, extent, ppb, pbl
         "imsize": {"value": imsize, "fov_arcsec": [f / rules.ARCSEC for f in plan.fov],
                    "reason": _imsize_reason(plan, pblimit, mosaic)},
         "averaging": averaging,
-        "gridder": {"value": gridder, "mosweight": per_ms,
-                    "reason": ("a mosaic of " + f"{len(plan.pointings)} pointings" if mosaic else
-                               ("mixed dish sizes (" + ", ".join(arrays) + ")") if mixed else
-                               "one pointing, one dish size") + (
-                        "; mosaic gridding applies each dish's primary beam (seed §8.5); mosweight=True as the "
-                        "ALMA pipeline uses" if per_ms else "")},
+        "gridder": {"value": gridder, "mosweight": per_ms, "reason": _gridder_reason(plan, arrays, mosaic, mixed)},
         "deconvolver": deconv,
         "phasecenter": phasecenter,
         "stokes": stokes,
@@ -328,6 +319,15 @@ def _advise(metas, selections, surveys, plan, specmode, robust, extent, ppb, pbl
         "ok": True,
     }
     return result
+
+
+def _gridder_reason(plan, arrays, mosaic: bool, mixed: bool) -> str:
+    why = (f"a mosaic of {len(plan.pointings)} pointings" if mosaic else
+           f"mixed dish sizes ({', '.join(arrays)})" if mixed else "one pointing, one dish size")
+    if mosaic or mixed:
+        why += ("; mosaic gridding applies each dish's primary beam (seed §8.5); mosweight=True (each MS and field "
+                "weighted on its own density) as the ALMA pipeline uses")
+    return why
 
 
 def _class_order(name: str):
