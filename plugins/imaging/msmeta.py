@@ -188,7 +188,7 @@ def select(ct, meta: MsMeta, field_text: str, spw_text: str) -> Selection:
     fields.  ValueError names what does not match.
     """
     notes = []
-    ms = ct.ms()
+    ms = ct.ms() if field_text.strip() or spw_text.strip() else None  # CASA's parser, only when there is text
     try:
         if field_text.strip():
             try:
@@ -233,7 +233,8 @@ def select(ct, meta: MsMeta, field_text: str, spw_text: str) -> Selection:
         if not spws:
             raise ValueError(f"spw: no selected spw has data for the selected fields in {meta.path}")
     finally:
-        ms.done()
+        if ms is not None:
+            ms.done()
     return Selection(field_ids=field_ids, spws=spws, notes=notes)
 
 

@@ -113,18 +113,15 @@ def density_units(surveys, classes, per_unit: bool) -> list[np.ndarray]:
 
 def baseline_classes(dish: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """A table [antenna1, antenna2] → class index, and the class names (``12m``, ``7m+12m`` …)."""
-    sizes = sorted({round(float(d), 1) for d in dish})
-    names, index = [], {}
-    for i, a in enumerate(sizes):
-        for b in sizes[i:]:
-            index[(a, b)] = len(names)
-            names.append(f"{a:g}m" if a == b else f"{a:g}m+{b:g}m")
     d = np.round(np.asarray(dish, float), 1)
-    table = np.zeros((len(d), len(d)), int)
-    for i, a in enumerate(d):
-        for j, b in enumerate(d):
-            table[i, j] = index[(min(a, b), max(a, b))]
-    return table, names
+    sizes = sorted(set(d.tolist()))
+    pairs = [(a, b) for i, a in enumerate(sizes) for b in sizes[i:]]
+    names = [f"{a:g}m" if a == b else f"{a:g}m+{b:g}m" for a, b in pairs]
+    k = np.searchsorted(sizes, d)  # each antenna's size index
+    lo, hi = np.minimum.outer(k, k), np.maximum.outer(k, k)
+    n = len(sizes)
+    first = np.array([i * n - i * (i - 1) // 2 for i in range(n)])  # index of (i, i) in *pairs*
+    return first[lo] + (hi - lo), names
 
 
 def percentile_length(hist: np.ndarray, q: float) -> float:
