@@ -348,8 +348,14 @@ def test_datacolumn_from_the_column_and_the_name(compact, tmp_path):
 
 
 def test_merged_sub_ms_surveys_equal_the_whole(mosaic, tmp_path):
-    """The per-MS pass is a function of one MS whose results add: a Multi-MS's sub-MSs give the whole."""
+    """The per-MS pass is a function of one MS whose results add: a Multi-MS's sub-MSs give the whole.
+
+    The sub-MSs go through the batch engine's Multi-MS mapping (serially here; on casampi's MPI servers
+    under mpirun), by the target's name and with pickled arguments and results, as the servers get them.
+    """
+    import pickle
     from casatasks import partition
+    from almatools.batch import mms as multims
     from almatools.plugins.imaging import msmeta, survey
     from almatools.plugins.imaging.psf import GridGeometry
     mms = str(tmp_path / "mosaic.mms")
@@ -359,12 +365,13 @@ def test_merged_sub_ms_surveys_equal_the_whole(mosaic, tmp_path):
     sel = msmeta.select(ct, meta, "", "")
     plan = survey.SurveyPlan(GridGeometry(du=2000.0, dv=2000.0, nu=200, nv=200), meta.max_baseline(), per_field=True)
     whole = survey.survey_ms(ct, mosaic, sel, meta, plan)
-    subs = sorted(os.path.join(mms, "SUBMSS", s) for s in os.listdir(os.path.join(mms, "SUBMSS")))
+    subs = multims.submss(mms)
     assert len(subs) == 3
     merged = survey.MsSurvey(vis=mosaic)
-    for sub in subs:
-        m = msmeta.read_meta(ct, sub)
-        merged.merge(survey.survey_ms(ct, sub, msmeta.select(ct, m, "", ""), m, plan))
+    parts = multims.map_parts("almatools.plugins.imaging.survey:survey_path", subs, as_json=False,
+                              **pickle.loads(pickle.dumps({"selection": sel, "plan": plan})))
+    for part in parts:
+        merged.merge(pickle.loads(pickle.dumps(part)))
     assert set(merged.grids) == set(whole.grids) and len(whole.grids) == 7
     for key, grid in whole.grids.items():
         np.testing.assert_allclose(merged.grids[key].data, grid.data, rtol=1e-12, atol=0)

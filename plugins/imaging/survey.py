@@ -35,7 +35,8 @@ from .psf import GridGeometry, WeightGrid
 from .rules import C
 
 __all__ = ["SurveyPlan", "MsSurvey", "survey_ms", "baseline_classes", "HIST_STEP", "percentile_length",
-           "CHUNK_FLAG_BYTES", "longest_length", "density_units"]
+           "CHUNK_FLAG_BYTES", "longest_length", "density_units",
+           "survey_path"]
 
 CHUNK_FLAG_BYTES = 16 * 2 ** 20  # flags read per chunk (larger reads are slower: casacore tile cache, page faults)
 MAX_SAMPLES_PER_CHUNK = 2 ** 22  # (row, channel block) samples gridded at once
@@ -240,6 +241,19 @@ def survey_ms(ct, vis: str, selection, meta, plan: SurveyPlan, progress=None) ->
     finally:
         tb.done()
     return out
+
+
+def survey_path(vis: str, selection, plan: SurveyPlan) -> MsSurvey:
+    """:func:`survey_ms` of the MS at *vis* — one sub-MS's part of a Multi-MS — with its own metadata.
+
+    The target of ``almatools.batch.mms.map_parts``: its arguments and result pickle, and the surveys of
+    all sub-MSs merge (:meth:`MsSurvey.merge`) into the survey of the Multi-MS.  Sub-MSs share the
+    subtables, so the parent's field and spw *selection* holds in each.
+    """
+    from almatools.casaenv import casatools
+    from .msmeta import read_meta
+    ct = casatools()
+    return survey_ms(ct, vis, selection, read_meta(ct, vis), plan)
 
 
 def _survey_rows(sub, out, spw_id, mask, blocks, table, names, fields, geometry, per_field, progress):

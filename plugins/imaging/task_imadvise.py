@@ -30,7 +30,8 @@ from almatools.io import check_output_file
 from . import rules
 from .msmeta import format_direction, from_tangent, read_meta, select, tangent_offsets
 from .psf import GridGeometry, fit_beam, imaging_grid, noise_factor
-from .survey import SurveyPlan, baseline_classes, density_units, longest_length, percentile_length, survey_ms
+from .survey import (MsSurvey, SurveyPlan, baseline_classes, density_units, longest_length, percentile_length,
+                     survey_ms)
 
 __all__ = ["imadvise"]
 
@@ -62,11 +63,7 @@ def imadvise(vis, field="", spw="", specmode="mfs", robust=0.5, sourcesize="", p
     for note in plan.notes:
         log.info(note)
     with log.progress(total=sum(m.nrows for m in metas), desc=TASK, unit="row") as bar:
-        surveys = []
-        for meta, sel in zip(metas, selections):
-            s = survey_ms(ct, meta.path, sel, meta, plan.survey, bar)
-            bar.update(meta.nrows - s.rows_read)  # rows outside the selection were never read
-            surveys.append(s)
+        surveys = [_survey(ct, meta, sel, plan.survey, bar) for meta, sel in zip(metas, selections)]
     if not any(s.total_weight > 0 for s in surveys):
         raise TaskParameterError(TASK, "vis", vislist, "has no unflagged data with positive weights in the selection")
     result = _advise(metas, selections, surveys, plan, specmode, robust, extent, int(pixelsperbeam), pblimit,
@@ -163,6 +160,24 @@ def _continuum_channels(vislist, spw: str, specmode: str, provenance: dict):
         info["per_ms"][v] = fitspec
     info["source"] = provenance["contdat"]
     return texts, info
+
+
+def _survey(ct, meta, sel, plan: SurveyPlan, bar) -> MsSurvey:
+    """The survey of one MS; a Multi-MS's sub-MSs are surveyed on casampi's MPI servers in parallel when
+    this process is their client (the partial results add up, whatever the partition)."""
+    from almatools.batch import mms
+    parts = mms.parallel_parts(meta.path)
+    if parts is None:
+        survey = survey_ms(ct, meta.path, sel, meta, plan, bar)
+        bar.update(meta.nrows - survey.rows_read)  # rows outside the selection were never read
+        return survey
+    merged = MsSurvey(vis=meta.path)
+    for part in mms.map_parts("almatools.plugins.imaging.survey:survey_path", parts, as_json=False,
+                              selection=sel, plan=plan):
+        merged.merge(part)
+    bar.update(meta.nrows)
+    log.info(f"{meta.path}: {len(parts)} sub-MSs surveyed on the MPI servers")
+    return merged
 
 
 # --------------------------------------------------------------------------- the plan
