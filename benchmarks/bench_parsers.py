@@ -272,6 +272,15 @@ def _parse_datalink(data: bytes):
     return datalink.members_from_document(doc, tar)
 
 
+def _angle(n: int) -> list[str]:
+    return [f"{(k % 97) * 0.37 + 0.01:.4g}{('arcsec', 'arcmin', 'deg', 'mas')[k % 4]}" for k in range(n)]
+
+
+def _parse_angles(texts: list[str]):
+    from almatools.plugins.imaging.rules import parse_angle
+    return [parse_angle(t) for t in texts]
+
+
 #: (name, make_input(n), parse(input)); n is the size of the small input
 TARGETS = [
     ("flux.csv reader", _fluxcsv, _parse_fluxcsv),
@@ -295,6 +304,7 @@ TARGETS = [
     ("DataLink document reader", _datalink, _parse_datalink),
     ("batch input table reader (.csv)", _batch_table(".csv"), _parse_batch_table),
     ("batch input table reader (.json)", _batch_table(".json"), _parse_batch_table),
+    ("imadvise sourcesize angles", _angle, _parse_angles),
 ]
 
 
