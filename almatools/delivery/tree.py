@@ -90,6 +90,13 @@ class MemberOUS:
         loose = [read_text(p) for p in self._glob(("qa", "calibration", "log", ""), ("*listobs*.txt",))]
         return loose + [t for t in self.weblog_texts if _listobs_name(t.label)]
 
+    def contdat_texts(self) -> list[TextFile]:
+        """cont.dat files: loose ``*cont.dat`` (``calibration/``, top level) and members of the auxproducts tgz."""
+        out = [read_text(p) for p in self._glob(("calibration", ""), ("*cont.dat",))]
+        for archive in self._glob(("calibration", ""), ("*auxproduct*.tgz", "*auxproduct*.tar.gz", "*auxproduct*.tar")):
+            out += tar_texts(archive, lambda n: n.rsplit("/", 1)[-1].lower().endswith("cont.dat"))
+        return out
+
     def readmes(self) -> list[TextFile]:
         """The Member OUS README(s): ``*README*`` at the top (real ones are not always ``member.uid___….README.txt``)."""
         return [read_text(p) for p in self._glob(("",), ("*README*", "*readme*"))
