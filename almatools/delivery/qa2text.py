@@ -128,6 +128,8 @@ def _header_map(tokens: list[str], columns: dict) -> dict[int, str]:
 
 
 def _cell(value: str):
+    if re.fullmatch(r"[-+]?\d{1,18}", value):
+        return int(value)
     try:
         number = float(value)
     except ValueError:
@@ -205,7 +207,7 @@ def _table_row(tokens: list[str], header: dict[int, str], where: str, problems: 
         if i >= len(tokens):
             break
         row[canon] = " ".join(tokens[i:]) if i == ncols - 1 and canon == "poln" else _cell(tokens[i])
-    if "spw" in row and not isinstance(row["spw"], float):
+    if "spw" in row and not isinstance(row["spw"], int):
         problems.append(f"{where}: spw {row['spw']!r} is not a number")
         return None
     if "spw" in row:

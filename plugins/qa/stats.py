@@ -6,7 +6,8 @@ noise grows as 1/pb towards the edge), or a non-corrected image as it is.  Sourc
 removed by sigma clipping: a robust start (median and MAD of a regular subsample of the region,
 clipped until stable), then two clipping passes over every region pixel at ``clip`` × σ.  The σ
 of a Gaussian cut at ±kσ is smaller than σ by a known factor (0.9866 at k = 3); it is divided out,
-so pure noise gives its σ without bias.
+so pure noise gives its σ without bias.  A source's wings below the clip level would still add to it,
+so pixels within a beam of anything brighter than 5σ are left out first.
 
 For a cube, each channel gets its rms; the image's rms is the median over the line-free channels
 (the cont.dat ranges, converted to the image's frame by the caller), which a few noisy channels
@@ -23,12 +24,15 @@ import numpy as np
 
 from .images import ImageFile, prefetch
 
-__all__ = ["clipped_rms", "truncation_factor", "noise_region", "measure_image", "Measurement"]
+__all__ = ["clipped_rms", "robust_start", "truncation_factor", "dilate", "noise_region", "measure_image",
+           "Measurement"]
 
 #: a region needs this many pixels for an rms (fewer: the channel's rms is NaN)
 MIN_PIXELS = 20
 #: size of the subsample the robust start is computed on
 SUBSAMPLE = 20_000
+#: pixels this many σ from the mean seed the source mask (noise reaches it once in ~2 million pixels)
+SEED_SIGMA = 5.0
 
 
 def truncation_factor(k: float) -> float:
@@ -38,13 +42,13 @@ def truncation_factor(k: float) -> float:
     return math.sqrt(1 - 2 * k * phi / inside)
 
 
-def clipped_rms(values: np.ndarray, clip: float = 3.0) -> tuple[float, int]:
-    """Sigma-clipped rms of *values* (finite numbers) and how many pixels it kept."""
+def robust_start(values: np.ndarray, clip: float = 3.0) -> tuple[float, float]:
+    """(mean, σ) of the noise from a regular subsample: median and MAD, then clipped until stable."""
     x = np.asarray(values)
-    if x.size < MIN_PIXELS:
-        return math.nan, int(x.size)
     factor = truncation_factor(clip)
     sample = x[:: max(1, x.size // SUBSAMPLE)].astype(np.float64)
+    if sample.size == 0:
+        return math.nan, math.nan
     mu = float(np.median(sample))
     sd = 1.4826 * float(np.median(np.abs(sample - mu)))
     if not sd > 0:
@@ -57,6 +61,16 @@ def clipped_rms(values: np.ndarray, clip: float = 3.0) -> tuple[float, int]:
         if abs(new_sd - sd) <= 1e-4 * sd and abs(new_mu - mu) <= 1e-4 * sd:
             break
         mu, sd = new_mu, new_sd
+    return mu, sd
+
+
+def clipped_rms(values: np.ndarray, clip: float = 3.0, start: tuple[float, float] | None = None) -> tuple[float, int]:
+    """Sigma-clipped rms of *values* (finite numbers) and how many pixels it kept."""
+    x = np.asarray(values)
+    if x.size < MIN_PIXELS:
+        return math.nan, int(x.size)
+    factor = truncation_factor(clip)
+    mu, sd = start if start is not None else robust_start(x, clip)
     kept = x
     for _ in range(2):  # every pixel: two passes settle what the subsample started
         kept = x[np.abs(x - np.float32(mu)) <= np.float32(clip * sd)]
@@ -65,6 +79,36 @@ def clipped_rms(values: np.ndarray, clip: float = 3.0) -> tuple[float, int]:
         mu = float(kept.mean(dtype=np.float64))
         sd = float(kept.std(dtype=np.float64)) / factor
     return sd, int(kept.size)
+
+
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """*mask* grown by a (2 radius + 1)² box: two running-sum passes, linear in the pixels."""
+    out = mask
+    for axis in (0, 1):
+        c = np.cumsum(out, axis=axis, dtype=np.int32)
+        n = out.shape[axis]
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (radius + 1, radius)
+        c = np.pad(c, pad, mode="edge")
+        c = np.moveaxis(c, axis, 0)
+        c[: radius + 1] = 0  # before the first row the running sum is 0
+        hi = c[2 * radius + 1: 2 * radius + 1 + n]
+        lo = c[:n]
+        out = np.moveaxis(hi - lo > 0, 0, axis)
+    return out
+
+
+def source_mask(flat: np.ndarray, start: tuple[float, float], radius: int) -> np.ndarray | None:
+    """Pixels near emission: beyond SEED_SIGMA × σ, grown by *radius* pixels (a beam) to take the wings
+    a clip at 3σ leaves; None when nothing is that bright (pure noise stays untouched)."""
+    mu, sd = start
+    if not sd > 0:
+        return None
+    with np.errstate(invalid="ignore"):
+        seeds = np.abs(flat - np.float32(mu)) > np.float32(SEED_SIGMA * sd)
+    if not seeds.any():
+        return None
+    return dilate(seeds, radius)
 
 
 def noise_region(shape: tuple, pb_plane: np.ndarray | None, pbmin: float, edge: int) -> np.ndarray:
@@ -129,6 +173,11 @@ def measure_image(image: ImageFile, pb: ImageFile | None, *, corrected: bool, pb
         notes.append("no pb: the noise is measured on the pb-corrected image in its central disc "
                      "(radius 0.33 x the image side), where it is up to 2x the true rms at the disc edge")
     pb_planes = _pb_planes(pb, nchan)
+    cell = min(image.cell_arcsec) if image.cell_arcsec and min(image.cell_arcsec) > 0 else math.nan
+    if image.beams_arcsec is not None and math.isfinite(cell):
+        beam_pix = np.maximum(1, np.round(image.beams_arcsec[:, 0] / cell)).astype(int)
+    else:
+        beam_pix = np.full(nchan, 3)
     region = noise_region((ny, nx), None, pbmin, edge)
     pb_keep = None
     best = (-np.inf, (0, 0))
@@ -143,7 +192,12 @@ def measure_image(image: ImageFile, pb: ImageFile | None, *, corrected: bool, pb
             flat = plane
         values = flat[region]
         values = values[np.isfinite(values)]
-        rms[chan], npix[chan] = clipped_rms(values, clip)
+        start = robust_start(values, clip)
+        near = source_mask(flat, start, beam_pix[chan])
+        if near is not None:
+            values = flat[region & ~near]
+            values = values[np.isfinite(values)]
+        rms[chan], npix[chan] = clipped_rms(values, clip, start)
         if np.isfinite(flat).any():
             at = int(np.nanargmax(flat))
             peak[chan] = float(flat.flat[at])
