@@ -108,7 +108,7 @@ def plot_thumbnail(path: Path, image, meas, product, pbmin: float) -> str:
 
 
 def plot_spectrum(path: Path, image, meas, product, linefree, rms: float, theoretical: float | None,
-                  noisy: list[int]) -> str:
+                  noisy: list[int], from_contdat: bool = True) -> str:
     """rms per channel against frequency, line-free channels shaded, noisy ones marked."""
     import matplotlib
     matplotlib.use("Agg")
@@ -119,7 +119,8 @@ def plot_spectrum(path: Path, image, meas, product, linefree, rms: float, theore
     shaded = False
     for start, stop in _runs(linefree):
         ax.axvspan(min(freqs[start], freqs[stop]) - half, max(freqs[start], freqs[stop]) + half,
-                   color=OKABE_ITO["sky"], alpha=0.25, lw=0, label=None if shaded else "line-free (cont.dat)")
+                   color=OKABE_ITO["sky"], alpha=0.25, lw=0,
+                   label=None if shaded else "line-free (cont.dat)" if from_contdat else "all channels (no cont.dat range)")
         shaded = True
     ax.plot(freqs, meas.rms_chan * 1e3, color=OKABE_ITO["black"], lw=1.2, marker=".", ms=3,
             label="rms per channel")

@@ -237,7 +237,8 @@ def _check_image(product, file, image, products, aquas, qa2s, contdat, result, o
         result["plots"].append(str(out / card["thumbnail"]))
         if nchan > 1:
             card["spectrum"] = Path(plot_spectrum(out / f"{stem}.rms.png", image, meas, product, linefree, rms,
-                                                  row["theoretical_jy"], noisy)).name
+                                                  row["theoretical_jy"], noisy,
+                                                  from_contdat=not rms_from.startswith("all channels"))).name
             result["plots"].append(str(out / card["spectrum"]))
     return card
 
