@@ -133,9 +133,11 @@ def _open_fits(path: Path, gz: bool) -> ImageFile:
     from astropy.io import fits
     from astropy.wcs import WCS, FITSFixedWarning
     from astropy.wcs.utils import proj_plane_pixel_scales
-    with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
-        header = hdul[0].header
-        loc = hdul.fileinfo(0) if not gz else None
+    with warnings.catch_warnings():  # a truncated file is refused below with both sizes, not a warning
+        warnings.simplefilter("ignore")
+        with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
+            header = hdul[0].header
+            loc = hdul.fileinfo(0) if not gz else None
     naxis = int(header.get("NAXIS", 0))
     if naxis < 2:
         raise ImageReadError(f"{path}: the primary HDU holds no image (NAXIS = {naxis})")
