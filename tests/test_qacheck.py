@@ -273,3 +273,248 @@ def test_refusals_name_the_parameter(tmp_path, example_report):
         qacheck(path=str(mous), outdir=str(tmp_path / "afile"))
     with pytest.raises(TaskParameterError, match="pbmin"):
         qacheck(path=str(mous), pbmin=1.5)
+
+
+# ----------------------------------------------------------------------------------- readers, in historical shapes
+#: an AQUA report as Cycle 5-7 pipelines wrote it (Python 2 pipeline): Stage Score attributes, Metric children,
+#: SensitivityEstimates with Number=, no Intent, and no Theoretical/Observed attributes
+AQUA_CYCLE5 = """<?xml version="1.0" ?>
+<PipelineAquaReport>
+  <ProjectStructure>
+    <ProposalCode>2017.1.00001.S</ProposalCode>
+    <ProcessingRequestEntityId>Undefined</ProcessingRequestEntityId>
+    <ProcessingProcedure>Undefined</ProcessingProcedure>
+    <OusEntityId>uid://A001/X1284/X1ef1</OusEntityId>
+    <OusPartId>Undefined</OusPartId>
+    <OusStatusEntityId>uid://A001/X1284/X1ef2</OusStatusEntityId>
+    <ExecBlockId>uid://A002/Xc7111c/X3979</ExecBlockId>
+  </ProjectStructure>
+  <QaSummary>
+    <ReportDate>2018-02-11 09:12:55</ReportDate>
+    <ProcessingTime>2:05:11</ProcessingTime>
+    <CasaVersion>5.1.1-5</CasaVersion>
+    <PipelineVersion>40896 (Pipeline-CASA51-P2-B)</PipelineVersion>
+    <FinalScore>Undefined</FinalScore>
+  </QaSummary>
+  <QaPerStage>
+    <Stage Name="hifa_importdata" Number="1" Score="1.0"/>
+    <Stage Name="hifa_flagdata" Number="2" Score="0.945">
+      <Metric Asdm="uid___A002_Xc7111c_X3979" Name="%TotalDataFlagged" QaScore="0.945" Value="5.500"/>
+    </Stage>
+    <Stage Name="hifa_wvrgcalflag" Number="9" Score="0.33">
+      <Metric Asdm="uid___A002_Xc7111c_X3979" Name="PhaseRmsRatio" QaScore="0.33" Value="0.950"/>
+    </Stage>
+    <Stage Name="hif_makeimages" Number="20" Score="None"/>
+  </QaPerStage>
+  <QaPerTopic>
+    <Dataset Score="1.0">
+      <Stage Name="hifa_importdata" Number="1" Score="1.0"/>
+      <ImageSensitivity>
+        <SensitivityEstimates Number="18" Origin="hifa_imageprecheck" Score="1.0">
+          <Sensitivity Array="12m" BandwidthHz="1875000000.0" BeamMajArcsec="0.51" BeamMinArcsec="0.43" BeamPosAngDeg="-81.2" BwMode="mfs" CellXArcsec="0.09" CellYArcsec="0.09" Field="Elias_29" MsSpwId="16,18,20,22" Robust="0.5" SensitivityJyPerBeam="3.1e-05" UVTaper="[]"/>
+        </SensitivityEstimates>
+      </ImageSensitivity>
+    </Dataset>
+    <Flagging Score="0.945"/>
+    <Calibration Score="0.33"/>
+    <Imaging Score="Undefined"/>
+  </QaPerTopic>
+</PipelineAquaReport>
+"""
+
+
+def test_aqua_cycle5_layout_and_pl2025_sensitivities():
+    r = read_aqua(AQUA_CYCLE5, "old.xml")
+    assert r.layout == "stage-score" and not r.not_read
+    assert [(s["number"], s["name"], s["score"]) for s in r.stages] == [
+        (1, "hifa_importdata", 1.0), (2, "hifa_flagdata", 0.945), (9, "hifa_wvrgcalflag", 0.33),
+        (20, "hif_makeimages", None)]
+    assert r.stages[1]["metrics"] == [{"name": "%TotalDataFlagged", "value": "5.500", "units": "",
+                                       "asdm": "uid___A002_Xc7111c_X3979", "score": 0.945}]
+    low = r.lowest_scores(2)
+    assert [(x["task"], x["score"]) for x in low] == [("hifa_wvrgcalflag", 0.33), ("hifa_flagdata", 0.945)]
+    assert r.topics == {"Dataset": 1.0, "Flagging": 0.945, "Calibration": 0.33, "Imaging": None}
+    s, = r.sensitivities
+    assert (s["origin"], s["field"], s["spw"], s["bwmode"], s["theoretical_jy"], s["observed_jy"]) == (
+        "hifa_imageprecheck", "Elias_29", "16,18,20,22", "mfs", 3.1e-05, None)
+    assert s["beam_arcsec"] == [0.51, 0.43, -81.2] and r.pipeline_version.startswith("40896")
+    # pipeline 2025: both values named; N/A stays unknown
+    new = AQUA_CYCLE5.replace('SensitivityJyPerBeam="3.1e-05"', 'SensitivityJyPerBeam="3.1e-05" '
+                              'TheoreticalSensitivityJyPerBeam="2.9e-05" ObservedSensitivityJyPerBeam="N/A" '
+                              'ImageName="oussid.s18_0.Elias_29_sci.spw16_18_20_22.cont.I.iter1.image"')
+    s, = read_aqua(new).sensitivities
+    assert (s["theoretical_jy"], s["observed_jy"]) == (2.9e-05, None) and s["image"].endswith(".iter1.image")
+
+
+def test_aqua_refusals_name_the_file():
+    with pytest.raises(DeliveryError, match="x.xml: the root element is <Other>"):
+        read_aqua("<Other/>", "x.xml")
+    with pytest.raises(DeliveryError, match="x.xml: not well-formed XML"):
+        read_aqua("<PipelineAquaReport>", "x.xml")
+    with pytest.raises(DeliveryError, match="document type declaration"):
+        read_aqua('<!DOCTYPE x [<!ENTITY a "b">]><PipelineAquaReport/>', "x.xml")
+    assert read_aqua("<PipelineAquaReport/>").not_read == ["stage scores: the report has no <QaPerStage> element"]
+
+
+#: the text of a Cycle 6 QA2 report: title-case headings, other column spellings, mas and uJy
+QA2_REPORT_TEXT = """QA2 Report for Member ObsUnitSet uid://A001/X1284/X1ef2 (2018.1.00001.S)
+
+RMS and beam size at representative frequency
+  Representative frequency : 345.796 GHz (spw 25)
+  Requested sensitivity: 250 uJy/beam over 30 MHz
+  Requested resolution: 90 - 150 mas
+  Achieved sensitivity: 0.31 mJy/beam over 30 MHz
+  Synthesized beam: 112 x 88 mas, PA -72.5 deg
+  Maximum recoverable scale: 1.42 arcsec
+
+Execution blocks
+  ASDM                        Ant  Start               ToS   Elevation  PWV   minBaseline[m]  maxBaseline[m]  MRS  AR
+  uid___A002_Xd1ff61_X5b2e     43  2018-10-02T04:11:00  48.4  62.0       0.52  15.1            2516.8          1.42  0.11
+  uid___A002_Xd20b17_X2d5       45  2018-10-03T03:58:00  48.4  59.7       0.61  15.1            2516.8          1.38  0.11
+"""
+
+
+def test_qa2_text_both_generations():
+    q = read_qa2_text(example.QA2_TEXT, "manual.txt")
+    assert q.shape == "manual QA2 text (Cycle 0-4)" and q.ms == f"{example.uid_path(example.EXECBLOCKS[0])}.ms.split"
+    assert [(s["spw"], s["nchan"], s["bandwidth_mhz"], s["poln"]) for s in q.spws] == [
+        ("0", 3840, 937.5, "XX YY"), ("1", 128, 2000.0, "XX YY")]
+    eb, = q.execution_blocks
+    assert (eb["min_baseline_m"], eb["max_baseline_m"], eb["ar_arcsec"], eb["mrs_arcsec"], eb["pwv_mm"]) == (
+        15.1, 460.0, 0.58, 5.1, 1.12)
+    assert q.rms == {"rep_freq_hz": 230.538e9, "rep_spw": "0", "goal_rms_jy": pytest.approx(6.0e-3),
+                     "goal_bandwidth": [1.0, "km/s"], "ar_goal_arcsec": [0.4, 0.8],
+                     "achieved_rms_jy": pytest.approx(2.1e-3), "achieved_bandwidth": [12.0, "MHz"],
+                     "beam_arcsec": [0.62, 0.47, 80.0]}
+    assert [(f.field, f.spw, f.flux_jy) for f in q.fluxes][:2] == [("J1058+0133", "0", 1.312), ("J1058+0133", "1", 1.307)]
+    r = read_qa2_text(QA2_REPORT_TEXT, "report.txt")
+    assert r.shape == "QA2 report text (Cycle 5+)" and not r.not_read
+    assert [(e["eb"], e["nant"], e["max_baseline_m"], e["mrs_arcsec"], e["ar_arcsec"]) for e in r.execution_blocks] == [
+        ("uid___A002_Xd1ff61_X5b2e", 43, 2516.8, 1.42, 0.11), ("uid___A002_Xd20b17_X2d5", 45, 2516.8, 1.38, 0.11)]
+    assert r.rms["goal_rms_jy"] == pytest.approx(250e-6) and r.rms["ar_goal_arcsec"] == pytest.approx([0.09, 0.15])
+    assert r.rms["beam_arcsec"] == pytest.approx([0.112, 0.088, -72.5]) and r.rms["mrs_arcsec"] == 1.42
+    unknown = read_qa2_text("QA2 summary\nall good, see the PDF\n", "qa2.txt")
+    assert unknown.shape == "" and unknown.not_read.startswith("none of the sections of a QA2 text file")
+
+
+def test_manual_delivery_uses_the_qa2_goal_and_mrs(tmp_path):
+    mous = example.build_member_ous(tmp_path / "m", "manual")
+    (mous / "qa" / "uid___A002_X1_X1.qa2.txt").write_text("nothing a QA2 file has\n")
+    r = qacheck(path=str(mous), outdir=str(tmp_path / "qa"), report=False)
+    assert r["calibration"]["type"] == "manual" and r["calibration"]["casa_version"] == example.MANUAL_CASA_VERSION
+    assert r["qa2"][0]["shape"] == "manual QA2 text (Cycle 0-4)" and not r["aqua"]
+    assert [n["file"].rsplit("/", 1)[-1] for n in r["not_read"]] == ["uid___A002_X1_X1.qa2.txt"]
+    cube = next(x for x in r["images"] if x["specmode"] == "cube")
+    # the goal, 6 mJy/beam over 1 km/s at 230.538 GHz (768.98 kHz), scaled to the 12 MHz channels
+    goal_hz = 1.0 / 299792.458 * 230.538e9
+    assert cube["theoretical_jy"] == pytest.approx(6.0e-3 * math.sqrt(goal_hz / 12.0e6), rel=1e-9)
+    assert cube["theoretical_from"].startswith("QA2 sensitivity goal") and cube["qa2_achieved_jy"] == pytest.approx(2.1e-3)
+    assert cube["mrs_arcsec"] == 5.1 and cube["ar_goal_arcsec"] == [0.4, 0.8]
+
+
+def test_readme_shapes():
+    old = read_readme("ALMA project 2015.1.00123.S\nCycle: 3\nQA2 Result: SEMIPASS (sensitivity 1.3x the goal)\n"
+                      "CASA version used for reduction: 4.5.3\n\nComments from the reducer:\n  The phase "
+                      "calibrator is weak.\n  Spw 2 has an atmospheric line.\n", "README")
+    assert (old.qa2_status, old.qa2_detail, old.cycle, old.qa2_line) == (
+        "SEMIPASS", "sensitivity 1.3x the goal", "3", "README:3")
+    assert old.notes == [{"heading": "Comments from the reducer", "where": "README:6",
+                          "text": "The phase calibrator is weak.\nSpw 2 has an atmospheric line."}]
+    new = read_readme("ALMA Member ObsUnitSet README\n=============================\nA brief description.\n\n"
+                      "HOW TO\n======\n* Get the FITS products\n\nQA NOTES\n========\nQA2 Status: Pass\n"
+                      "The target cube in spw 25 is dynamic-range limited.\n\nFILES\n=====\nproduct/...\n",
+                      "member.README.txt")
+    assert new.qa2_status == "PASS" and [n["heading"] for n in new.notes] == ["QA NOTES"]
+    assert "dynamic-range limited" in new.notes[0]["text"] and "product/" not in new.notes[0]["text"]
+    assert read_readme("nothing here\n").qa2_status == ""
+
+
+@pytest.mark.parametrize("name, fields", [
+    ("member.uid___A001_X1284_X1ef2.Elias_29_sci.spw16_18_20_22.cont.I.pbcor.fits",
+     ("pipeline", "Elias_29", "science", ["16", "18", "20", "22"], "cont", "I", "", "pbcor")),
+    ("member.uid___A001_X1284_X1ef2.Elias_29_sci.spw16_18_20_22.cont.I.pb.tt0.fits.gz",
+     ("pipeline", "Elias_29", "science", ["16", "18", "20", "22"], "cont", "I", "tt0", "pb")),
+    ("member.uid___A001_X1284_X1ef2.Elias_29_sci.spw16_18_20_22.cont.I.alpha.error.fits",
+     ("pipeline", "Elias_29", "science", ["16", "18", "20", "22"], "cont", "I", "", "alpha.error")),
+    ("member.uid___A001_X1284_X1ef2.J1517-2422_bp.spw16.mfs.I.pbcor.fits",
+     ("pipeline", "J1517-2422", "bandpass", ["16"], "mfs", "I", "", "pbcor")),
+    ("member.uid___A001_X1284_X1ef2.J1625-2527_ph.spw22.cube.I.mask.fits.gz",
+     ("pipeline", "J1625-2527", "phase", ["22"], "cube", "I", "", "mask")),
+    ("member.uid___A001_X1284_X1ef2.Elias_29_sci.spw20.cube.I.repBW.pbcor.fits",
+     ("pipeline", "Elias_29", "science", ["20"], "repBW", "I", "", "pbcor")),
+    ("TW_Hya_CO21.image.pbcor.fits", ("manual", "TW_Hya_CO21", "", [], "", "", "", "pbcor")),
+    ("twhya_cont.flux.fits", ("manual", "twhya_cont", "", [], "cont", "", "", "pb")),
+    ("NGC1387_spw3_line.residual", ("manual", "NGC1387_spw3_line", "", ["3"], "cube", "", "", "residual")),
+])
+def test_product_names(name, fields):
+    p = parse_product_name(name)
+    assert (p.convention, p.target, p.intent, p.spws, p.specmode, p.stokes, p.term, p.kind) == fields
+
+
+def test_missing_companions():
+    stem = "member.uid___A001_X1_X2.T_sci."
+    found = missing_companions([parse_product_name(stem + n) for n in (
+        "spw25.cube.I.pbcor.fits", "spw25.cube.I.mask.fits.gz", "spw27.cube.I.pbcor.fits", "spw27.cube.I.pb.fits.gz",
+        "spw25_27.cont.I.tt0.pbcor.fits", "spw25_27.cont.I.pb.tt0.fits.gz", "spw25_27.cont.I.mask.fits.gz",
+        "spw29.cube.I.pb.fits.gz")])
+    assert [(f["group"].split(".")[-3], f["missing"], f["severity"]) for f in found] == [
+        ("spw25", "pb", "error"), ("spw25_27", "alpha", "warning"), ("spw27", "mask", "warning"),
+        ("spw29", "pbcor", "warning")]
+
+
+# ----------------------------------------------------------------------------------- generated inputs
+@pytest.mark.fuzz
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=300))
+def test_fuzz_product_names(name):
+    p = parse_product_name(name)
+    assert p.kind == "unknown" or p.kind in __import__("almatools.delivery.products", fromlist=["x"]).IMAGE_KINDS
+    assert p.convention in ("pipeline", "manual") and all(s.isdigit() for s in p.spws)
+
+
+_README_LINES = st.sampled_from(["QA2 Result: PASS", "QA2 Status: semi-pass", "QA: FAIL", "Cycle: 7", "NOTES",
+                                 "=====", "-----", "Comments from the reducer:", "Notes: x", "--- Notes ---",
+                                 "Project code: 2019.1.00001.S", "member uid://A001/X1/X2", "", "  free text"])
+
+
+@pytest.mark.fuzz
+@given(st.lists(st.one_of(_README_LINES, st.text(max_size=80)), max_size=60))
+def test_fuzz_readme(lines):
+    r = read_readme("\n".join(lines))
+    assert r.qa2_status in ("", "PASS", "SEMIPASS", "FAIL")
+    assert all(len(n["text"]) <= 20_000 and n["text"] for n in r.notes)
+
+
+_QA2_LINES = st.sampled_from(example.QA2_TEXT.splitlines() + QA2_REPORT_TEXT.splitlines()
+                             + ["EXECUTION BLOCKS", "FREQUENCY INFORMATION", " SpwID #Chans", " x 1 2 3",
+                                "Achieved rms: 1e999 mJy", "Representative frequency: 1e-400 GHz"])
+
+
+@pytest.mark.fuzz
+@given(st.lists(st.one_of(_QA2_LINES, st.text(max_size=120)), max_size=80))
+def test_fuzz_qa2_text(lines):
+    q = read_qa2_text("\n".join(lines), "f.txt")
+    assert bool(q.shape) != bool(q.not_read)
+    assert all(isinstance(r.get("spw", "0"), str) for r in q.spws)
+
+
+_AQUA_PIECES = st.sampled_from([
+    '<Stage Number="1" Name="a" Score="0.5"/>', '<Stage Number="x" Name="b"/>', '<Stage Name="c" Score="nan"/>',
+    '<Stage Number="2" Name="d"><RepresentativeScore Score="1e9" Reason="r"><Metric Name="m" Value="v"/>'
+    '</RepresentativeScore><SubScore Score="-1" Reason="s"/></Stage>',
+    '<Sensitivity Field="f" MsSpwId="1" SensitivityJyPerBeam="N/A" BeamMajArcsec="inf"/>',
+    '<FluxMeasurement FluxJy="x" FrequencyGHz="-1"/>', "<Other/>", "text", "&amp;", "<![CDATA[x]]>"])
+
+
+@pytest.mark.fuzz
+@given(st.lists(_AQUA_PIECES, max_size=30), st.lists(_AQUA_PIECES, max_size=30), st.text(max_size=40))
+def test_fuzz_aqua(stages, sens, junk):
+    text = (f"<PipelineAquaReport><QaPerStage>{''.join(stages)}</QaPerStage><QaPerTopic><Imaging Score='{junk}'>"
+            f"<ImageSensitivity><ImageSensitivities Origin='hif_makeimages'>{''.join(sens)}</ImageSensitivities>"
+            "</ImageSensitivity></Imaging></QaPerTopic></PipelineAquaReport>")
+    try:
+        r = read_aqua(text, "f.xml")
+    except DeliveryError as exc:
+        assert str(exc).startswith("f.xml: ")
+        return
+    assert all(s["score"] is None or 0 <= s["score"] <= 1 for s in r.stages)
+    assert all(x["score"] is not None for x in r.lowest_scores(10))

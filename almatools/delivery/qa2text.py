@@ -41,7 +41,7 @@ _SECTIONS = (("summary", re.compile(r"^\s*SUMMARY INFORMATION FOR\s+(\S+)", re.I
              ("antennas", re.compile(r"^\s*(ANTENNA (POSITIONS|INFORMATION)|Antennas?)\s*:?\s*$", re.I)),
              ("other", re.compile(r"^\s*(Pipeline executions?|GAIN|BANDPASS|PHASE|TSYS|WVR)[A-Z ]*:?\s*$")))
 #: canonical column → normalised header spellings (lower case, no punctuation or units)
-_EB_COLUMNS = {"eb": ("eb", "execblock", "execblockid", "ebuid", "uid", "asdm"), "nant": ("nant", "nants", "antennas"),
+_EB_COLUMNS = {"eb": ("eb", "execblock", "execblockid", "ebuid", "uid", "asdm"), "nant": ("nant", "nants", "ant", "antennas"),
                "start": ("start", "startutc", "starttime"), "end": ("end", "endutc", "endtime", "stop"),
                "tos_min": ("tos", "tosmin", "timeonsource"), "elevation_deg": ("elev", "elevation", "el", "elevdeg"),
                "pwv_mm": ("pwv", "pwvmm"), "phase_rms_deg": ("phaserms", "phrms", "phaserms"),

@@ -88,7 +88,8 @@ def expected_rms(product, image, channel_hz: float, aquas: list, qa2s: list) -> 
         if "goal_rms_jy" not in rms:
             continue
         rep_spw, rep_freq = rms.get("rep_spw"), rms.get("rep_freq_hz")
-        covers = (rep_spw in spws) if rep_spw else (
+        # spw ids of manual QA2 texts are the split MS's (renumbered from 0): the frequency decides too
+        covers = (rep_spw in spws) or (
             rep_freq is not None and image.freqs_hz.min() - channel_hz <= rep_freq <= image.freqs_hz.max() + channel_hz)
         if not covers:
             continue
