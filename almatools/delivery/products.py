@@ -182,11 +182,13 @@ def missing_companions(products: list[Product]) -> list[dict]:
     :returns: ``[{"group", "have", "missing", "severity", "why"}]`` (severity ``error`` or ``warning``).
     """
     by_group: dict[str, set] = {}
+    first: dict[str, Product] = {}
     for p in products:
         by_group.setdefault(p.group, set()).add(p.kind)
+        first.setdefault(p.group, p)
     out = []
     for group, kinds in sorted(by_group.items()):
-        sample = next(p for p in products if p.group == group)
+        sample = first[group]
         have = sorted(kinds)
         if "pbcor" in kinds and "pb" not in kinds:
             out.append(dict(group=group, have=have, missing="pb", severity="error",

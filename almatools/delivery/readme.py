@@ -105,16 +105,18 @@ def read_readme(text: str, label: str = "README") -> Readme:
             title, rest = head
             if note is not None:
                 _close(out, note)
-            note = {"heading": title, "text": rest, "where": where} if _NOTE_HEAD.search(title) else None
+            note = {"heading": title, "lines": [rest] if rest else [], "size": len(rest), "where": where} \
+                if _NOTE_HEAD.search(title) else None
             continue
-        if note is not None and not _RULE.match(line) and len(note["text"]) < MAX_NOTE:
-            note["text"] = (note["text"] + "\n" + line.strip()) if note["text"] else line.strip()
+        if note is not None and not _RULE.match(line) and note["size"] < MAX_NOTE:
+            note["lines"].append(line.strip())
+            note["size"] += len(line) + 1
     if note is not None:
         _close(out, note)
     return out
 
 
 def _close(out: Readme, note: dict) -> None:
-    text = re.sub(r"\n{3,}", "\n\n", note["text"].strip())[:MAX_NOTE]
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(note["lines"]).strip())[:MAX_NOTE]
     if text:
         out.notes.append({"heading": note["heading"], "text": text, "where": note["where"]})
