@@ -153,6 +153,55 @@ def _parse_cli_values(text: str):
         from_cli_text(ParamSpec("values", "doubleVec", []), "[" + text + "]")
 
 
+def _numbers(n: int) -> str:
+    forms = ["{a}..{b}", "<{a}GHz", ">{a}", "!({a}..{b}MHz)", "({a}|{b})", "{a}e0"]
+    return " | ".join(forms[k % len(forms)].format(a=100 + k % 500, b=101 + k % 500) for k in range(n))
+
+
+def _parse_numbers(text: str):
+    from almatools.plugins.archive import grammar, search
+    return grammar.parse_numbers(text, search.FREQUENCY.reader())
+
+
+def _texts(n: int) -> str:
+    return "|".join(f"(20{k % 25:02d}.* | Orion_{k}?)" if k % 3 else f"!(CO(2-1) in disk {k})" for k in range(n))
+
+
+def _parse_texts(text: str):
+    from almatools.plugins.archive import grammar
+    return grammar.parse_text(text)
+
+
+def _dates(n: int) -> str:
+    return "|".join(f"2{k % 10:03d}-0{k % 9 + 1}-1{k % 9}..2030-01-01" if k % 2 else f"<{k % 28 + 1:02d}-12-2019"
+                    for k in range(n))
+
+
+def _parse_dates(text: str):
+    from almatools.plugins.archive import grammar
+    return grammar.parse_dates(text)
+
+
+def _positions(n: int) -> str:
+    return " | ".join(f"{k % 360}.5 -{k % 89}.25, {k % 5 + 1}arcmin" if k % 2 else f"galactic {k % 10}..{k % 10 + 1} <-1"
+                      for k in range(n))
+
+
+def _parse_positions(text: str):
+    from almatools.plugins.archive import grammar, search
+    return grammar.parse(text, lambda s: search._position_atom(s, 0.1))
+
+
+def _support(n: int) -> str:
+    return " U ".join(f"[{100 + k * 0.01:.2f}..{101.88 + k * 0.01:.2f}GHz,1952.95kHz,8mJy/beam@10km/s,"
+                      f"360.2uJy/beam@native, XX YY]" for k in range(n))
+
+
+def _parse_support(text: str):
+    from almatools.plugins.archive.coverage import parse_support
+    return parse_support(text)
+
+
 #: (name, make_input(n), parse(input)); n is the size of the small input
 TARGETS = [
     ("flux.csv reader", _fluxcsv, _parse_fluxcsv),
@@ -166,6 +215,11 @@ TARGETS = [
     ("spw:channel selection parser", _selection, _parse_selection),
     (".last/.saved inputs file reader", _inputs_file, _parse_inputs_file),
     ("command-line value parser (doubleVec)", _cli_values, _parse_cli_values),
+    ("almaquery numeric search grammar (alternatives)", _numbers, _parse_numbers),
+    ("almaquery text search grammar (groups, !)", _texts, _parse_texts),
+    ("almaquery date search grammar", _dates, _parse_dates),
+    ("almaquery position grammar (cones, ranges)", _positions, _parse_positions),
+    ("frequency_support reader (archive rows)", _support, _parse_support),
 ]
 
 

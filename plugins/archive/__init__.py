@@ -1,7 +1,9 @@
 """Built-in plugin ``archive``: ``almaquery`` (search the ALMA Science Archive) and ``almafetch``
 (download Member OUS data: parallel, resumable, verified, safely unpacked).
 
-:mod:`.adql` turns the search box's grammar into ADQL, :mod:`.service` picks the mirror,
+:mod:`.grammar` reads the search box, :mod:`.search` maps the archive page's fields to columns,
+:mod:`.adql` writes (checked) ADQL, :mod:`.coverage` tests frequencies against spectral windows,
+:mod:`.service` picks the mirror,
 :mod:`.datalink` resolves what a Member OUS delivers, :mod:`.download` fetches it,
 :mod:`.unpack` extracts tars safely, :mod:`.emulator` is the local archive for tests and the demo.
 """

@@ -1,158 +1,198 @@
-"""The ALMA archive's search-box grammar turned into ADQL on ``ivoa.obscore``.
+"""Search terms turned into ADQL on ``ivoa.obscore``; the one place user text becomes an ADQL literal.
 
-Numeric and date fields take the search box's grammar (DOMAIN.md §1.3):
-``230..232``, ``<x``, ``>x``, ``!(a..b)``, alternatives with ``|``, outer
-parentheses.  The parsing is astroquery's (:func:`astroquery.alma.tapsql._val_parse`)
-and the numeric clauses are written exactly as astroquery writes them; what it
-gets wrong is done here instead: every user string is escaped before it enters
-the query (a quote cannot end the literal), ``?`` is a wildcard whether or not
-``*`` is present, a band matches whole band numbers (``1`` does not match ``10``),
-sexagesimal right ascensions are hours, and release dates are checked ISO dates.
+:mod:`.grammar` reads the search box; this module writes what it read.  Numeric ranges are
+written as astroquery writes them (``(230.0<=frequency AND frequency<=232.0)``, DOMAIN.md
+§1.3); what astroquery gets wrong is done right here: every user string passes
+:func:`quote`, which doubles quotes and refuses what TAP servers read differently
+(control characters and backslashes — GAVO DaCHS reads ``\\'`` as an escaped quote, so
+``a\\' OR 1=1 --`` would leave the literal); ``?`` is a wildcard
+whether or not ``*`` is present; ``!( … )`` is a real negation, not astroquery's
+inclusive complement; a band matches whole band numbers (``1`` does not match ``10``).
 """
 
 from __future__ import annotations
 
+import math
 import re
+import unicodedata
 
-__all__ = ["quote", "numeric_clause", "string_clause", "band_clause", "date_clause", "release_clause",
-           "polarisation_clause", "cone_clause", "uid_clause", "build_query", "QueryError"]
+from .grammar import Not, Or, Range, Text, Value
+
+__all__ = ["QueryError", "quote", "check_literal", "term_clause", "text_clause", "uid_clause", "band_clause",
+           "polarisation_clause", "cone_clause", "centre_box_clause", "build_query", "number"]
 
 
 class QueryError(ValueError):
-    """A search value the grammar cannot read; names the field and the value."""
+    """A search value that cannot become a query; names the field and the value."""
 
     def __init__(self, field: str, value, why: str):
         self.field, self.value, self.why = field, value, why
-        super().__init__(f"{field}: cannot use {value!r}: {why}")
+        shown = value if not isinstance(value, str) or len(value) <= 200 else value[:200] + "…"
+        super().__init__(f"{field}: cannot use {shown!r}: {why}")
 
 
-def quote(text: str) -> str:
-    """An ADQL string literal: single quotes doubled, so the value cannot end the literal."""
-    return "'" + str(text).replace("'", "''") + "'"
+# ------------------------------------------------------------------------------------ literals
+
+def check_literal(text: str) -> str:
+    """'' when *text* may become an ADQL string literal, else why not.
+
+    Refused: control characters and line breaks (NUL, newline …; pyparsing-based servers such as
+    GAVO DaCHS cannot even lex a literal with a newline), surrogates (not text), and every
+    backslash: TAP servers disagree on whether it escapes the next character (DaCHS reads ``\\'``
+    as an escaped quote — the quote would end the literal — and ``\\x`` as a hex escape), so no
+    spelling of it is safe everywhere.
+    """
+    for k, ch in enumerate(text):
+        if ch == "\\":
+            return (f"a backslash (position {k + 1}) cannot be searched for: TAP servers disagree on whether it "
+                    "escapes the next character (DaCHS reads \\' as an escaped quote)")
+        cat = unicodedata.category(ch)
+        if cat in ("Cc", "Cs", "Zl", "Zp"):
+            what = "a surrogate (not text)" if cat == "Cs" else "a control character or line break"
+            return f"{what} U+{ord(ch):04X} at position {k + 1} cannot be searched for"
+    return ""
 
 
-def _parse(field: str, value, kind=float) -> list:
-    from astroquery.alma.tapsql import _val_parse
-    try:
-        return _val_parse(value, kind)
-    except ValueError as exc:
-        raise QueryError(field, value, str(exc).split("Details: ")[-1]) from None
+def quote(text, field: str = "value") -> str:
+    """An ADQL string literal: quotes doubled; unsafe text refused with :class:`QueryError`."""
+    text = str(text)
+    why = check_literal(text)
+    if why:
+        raise QueryError(field, text, why)
+    return _literal(text)
 
 
-def _join_or(parts: list[str]) -> str:
-    return "(" + " OR ".join(parts) + ")" if len(parts) > 1 else (parts[0] if parts else "")
+def _literal(checked: str) -> str:
+    """The literal of text already checked (or written by this module, like LIKE escapes)."""
+    return "'" + checked.replace("'", "''") + "'"
 
 
-def _range(column: str, lo: str | None, hi: str | None) -> str:
-    """Closed interval on *column* between two ADQL literals; a missing end leaves that side open."""
-    if lo is not None and hi is not None:
-        return f"({lo}<={column} AND {column}<={hi})"
-    return f"{column}<={hi}" if hi is not None else f"{column}>={lo}"
+def number(value: float) -> str:
+    """A finite number as an ADQL literal (integers without a decimal point, as astroquery writes them)."""
+    if isinstance(value, bool) or not math.isfinite(value):
+        raise ValueError(f"not a finite number: {value!r}")
+    return repr(int(value)) if isinstance(value, int) else repr(float(value))
 
 
-def numeric_clause(column: str, value, scale: float = 1.0) -> str:
-    """``230..232`` → ``(230.0<=frequency AND frequency<=232.0)``; *scale* converts the user's unit."""
-    parts = []
-    for item in _parse(column, value, float):
-        if isinstance(item, tuple):
-            lo, hi = (None if v is None else v * scale for v in item)
-            if lo is not None or hi is not None:
-                parts.append(_range(column, lo, hi))
-        else:
-            if not isinstance(item, (int, float)) or isinstance(item, bool):
-                raise QueryError(column, value, "not a number")
-            parts.append(f"{column}={item * scale if scale != 1.0 else item}")
-    return _join_or(parts)
+# ------------------------------------------------------------------------------------- clauses
+
+def _join(parts: list[str], op: str = "OR") -> str:
+    return parts[0] if len(parts) == 1 else "(" + f" {op} ".join(parts) + ")"
 
 
-def string_clause(column: str, value: str) -> str:
-    """Alternatives with ``|``; ``*`` and ``?`` wildcards become ``LIKE`` (``%`` and ``_`` escaped)."""
-    parts = []
-    for alt in (v.strip() for v in str(value).split("|")):
-        if not alt:
-            continue
-        if "*" in alt or "?" in alt:
-            pattern = alt.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
-            parts.append(f"{column} LIKE {quote(pattern.replace('*', '%').replace('?', '_'))}")
-        else:
-            parts.append(f"{column}={quote(alt)}")
-    return _join_or(parts)
+def term_clause(column: str, term, literal=number) -> str:
+    """A numeric or date term on *column*; *literal* writes one end (a number, a quoted ISO date …)."""
+    if isinstance(term, Or):
+        return _join([term_clause(column, t, literal) for t in term.terms])
+    if isinstance(term, Not):
+        return f"NOT ({term_clause(column, term.term, literal)})"
+    if isinstance(term, Value):
+        return f"{column}={literal(term.value)}"
+    if isinstance(term, Range):
+        lo = None if term.lo is None else f"{literal(term.lo)}<={column}"
+        hi = None if term.hi is None else f"{column}{'<' if term.hi_open else '<='}{literal(term.hi)}"
+        if lo and hi:
+            return f"({lo} AND {hi})"
+        return lo or hi or "1=1"
+    raise TypeError(f"not a numeric term: {term!r}")
+
+
+def like_pattern(text: str) -> str:
+    """User wildcards ``*``/``?`` → ADQL ``%``/``_``; literal ``%`` and ``_`` escaped (backslashes never get here)."""
+    escaped = text.replace("%", r"\%").replace("_", r"\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+def text_clause(column: str, term, mode: str = "exact", field: str = "") -> str:
+    """A text term on *column*.
+
+    ``exact``: ``column='v'``, or ``LIKE`` with wildcards (case as given).
+    ``contains``: case-insensitive partial match, ``LOWER(column) LIKE '%v%'`` (the archive's
+    titles, abstracts, names and keywords).
+    """
+    field = field or column
+    if isinstance(term, Or):
+        return _join([text_clause(column, t, mode, field) for t in term.terms])
+    if isinstance(term, Not):
+        return f"NOT ({text_clause(column, term.term, mode, field)})"
+    if not isinstance(term, Text):
+        raise TypeError(f"not a text term: {term!r}")
+    text = term.text
+    why = check_literal(text)
+    if why:
+        raise QueryError(field, text, why)
+    if mode == "contains":
+        return f"LOWER({column}) LIKE {_literal(like_pattern('*' + text.lower() + '*'))}"
+    if "*" in text or "?" in text:
+        return f"{column} LIKE {_literal(like_pattern(text))}"
+    return f"{column}={_literal(text)}"
+
+
+_UID = re.compile(r"uid(?:://|___)([A-Za-z0-9]+)[/_]([A-Za-z0-9]+)[/_]([A-Za-z0-9]+)", re.ASCII)
 
 
 def uid_clause(column: str, value) -> str:
     """MOUS/GOUS uids in either spelling (``uid://A001/X1/X2`` or ``uid___A001_X1_X2``)."""
     values = value if isinstance(value, (list, tuple)) else re.split(r"[|,\s]+", str(value))
     parts = []
-    for v in (v.strip() for v in values if v and v.strip()):
-        m = re.fullmatch(r"uid(?:://|___)([A-Za-z0-9]+)[/_]([A-Za-z0-9]+)[/_]([A-Za-z0-9]+)", v)
+    for v in (str(v).strip() for v in values if v is not None and str(v).strip()):
+        m = _UID.fullmatch(v)
         if not m:
             raise QueryError(column, v, "not an ALMA uid like uid://A001/X1465/X3")
         parts.append(f"{column}={quote('uid://' + '/'.join(m.groups()))}")
-    return _join_or(parts)
+    return _join(parts) if parts else ""
 
 
-def band_clause(value) -> str:
-    """Bands as whole tokens of the space-separated ``band_list`` (``'3 6'``, ``'3|6'``, ``[3, 6]``)."""
-    bands = value if isinstance(value, (list, tuple)) else re.split(r"[|,\s]+", str(value))
+def band_clause(bands: list[int]) -> str:
+    """Bands as whole tokens of the space-separated ``band_list``."""
     parts = []
-    for b in (str(b).strip() for b in bands if str(b).strip()):
-        if not b.isdigit() or not 1 <= int(b) <= 10:
-            raise QueryError("band", b, "ALMA bands are 1 to 10")
-        parts.append(f"(band_list={quote(b)} OR band_list LIKE {quote(b + ' %')} OR band_list LIKE "
-                     f"{quote('% ' + b)} OR band_list LIKE {quote('% ' + b + ' %')})")
-    return _join_or(parts)
+    for b in bands:
+        s = str(int(b))
+        parts.append(f"(band_list={quote(s)} OR band_list LIKE {quote(s + ' %')} OR band_list LIKE "
+                     f"{quote('% ' + s)} OR band_list LIKE {quote('% ' + s + ' %')})")
+    return _join(parts)
 
 
-def date_clause(column: str, value) -> str:
-    """Observation dates ``dd-mm-yyyy`` with the grammar, as MJD on ``t_min`` (astroquery's rule)."""
-    from astroquery.alma.tapsql import _gen_datetime_sql
-    try:
-        return _gen_datetime_sql(column, value)
-    except ValueError as exc:
-        raise QueryError(column, value, f"dates are dd-mm-yyyy ({exc})") from None
+#: the archive's polarisation types and the pol_states they mean
+POLARISATIONS = {"single": "/XX/", "dual": "/XX/YY/", "full": "/XX/XY/YX/YY/"}
 
 
-_ISO = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?")
-
-
-def release_clause(value) -> str:
-    """Release dates (ISO ``yyyy-mm-dd``) with the grammar, compared as ISO strings."""
-    parts = []
-    for item in _parse("release_date", value, str):
-        ends = item if isinstance(item, tuple) else (item, item)
-        for e in ends:
-            if e is not None and not _ISO.fullmatch(e):
-                raise QueryError("release_date", value, "dates are ISO yyyy-mm-dd")
-        lo, hi = ends
-        if isinstance(item, tuple) and (lo or hi):
-            # 'T99' sorts after every time of that day, so the end date is included
-            parts.append(_range("obs_release_date", quote(lo) if lo else None, quote(hi + "T99") if hi else None))
-        else:
-            parts.append(f"obs_release_date LIKE {quote(lo + '%')}")
-    return _join_or(parts)
-
-
-_POL = {"single": "/XX/", "dual": "/XX/YY/", "full": "/XX/XY/YX/YY/"}
-
-
-def polarisation_clause(value: str) -> str:
-    parts = []
-    for alt in (v.strip().lower() for v in str(value).split("|") if v.strip()):
-        if alt in _POL:
-            parts.append(f"pol_states={quote(_POL[alt])}")
-        elif alt in ("stokes i", "i"):
-            parts.append("pol_states LIKE '%I%'")
-        else:
-            raise QueryError("polarisation", value, "use Single, Dual, Full or Stokes I (alternatives with |)")
-    return _join_or(parts)
+def polarisation_clause(term) -> str:
+    if isinstance(term, Or):
+        return _join([polarisation_clause(t) for t in term.terms])
+    if isinstance(term, Not):
+        return f"NOT ({polarisation_clause(term.term)})"
+    name = term.text.strip().lower()
+    if name in POLARISATIONS:
+        return f"pol_states={quote(POLARISATIONS[name])}"
+    if name in ("stokes i", "i"):
+        return "pol_states LIKE '%I%'"
+    raise QueryError("polarisation", term.text, "use Single, Dual, Full or Stokes I (alternatives with |)")
 
 
 def cone_clause(ra_deg: float, dec_deg: float, radius_deg: float) -> str:
     """Footprints (``s_region``) touching the circle, as the archive's position search does."""
-    return f"(INTERSECTS(CIRCLE('ICRS',{ra_deg!r},{dec_deg!r},{radius_deg!r}), s_region) = 1)"
+    return (f"(INTERSECTS(CIRCLE('ICRS',{number(float(ra_deg))},{number(float(dec_deg))},"
+            f"{number(float(radius_deg))}), s_region) = 1)")
 
 
-def build_query(clauses: list[str], columns: str = "*", distinct: bool = False) -> str:
+def centre_box_clause(lon: str, lat: str, lon_range: tuple, lat_range: tuple) -> str:
+    """Field centres inside a coordinate box; a longitude range whose start exceeds its end wraps through 0."""
+    parts = []
+    lo, hi = lon_range
+    if lo is not None and hi is not None and lo > hi:
+        parts.append(f"({lon}>={number(lo)} OR {lon}<={number(hi)})")
+    else:
+        parts.append(term_clause(lon, Range(lo, hi)) if (lo, hi) != (None, None) else "")
+    lo, hi = lat_range
+    parts.append(term_clause(lat, Range(lo, hi)) if (lo, hi) != (None, None) else "")
+    parts = [p for p in parts if p]
+    return "(" + " AND ".join(parts) + ")" if len(parts) > 1 else (parts[0] if parts else "1=1")
+
+
+def build_query(clauses: list[str], columns: str = "*", distinct: bool = False, top: int | None = None,
+                order: str = "", offset: int = 0) -> str:
     where = " AND ".join(c for c in clauses if c)
-    return (f"select {'distinct ' if distinct else ''}{columns} from ivoa.obscore"
-            + (f" WHERE {where}" if where else ""))
+    return (f"select {'distinct ' if distinct else ''}{f'TOP {int(top)} ' if top else ''}{columns} from ivoa.obscore"
+            + (f" WHERE {where}" if where else "") + (f" ORDER BY {order}" if order else "")
+            + (f" OFFSET {int(offset)}" if offset else ""))

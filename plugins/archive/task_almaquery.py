@@ -11,46 +11,62 @@ from almatools import log
 from almatools.errors import TaskParameterError
 from almatools.io import atomic_path
 
-from . import adql
+from . import adql, coverage, search
 from .service import run_with_failover
 
 TASK = "almaquery"
 
-#: the archive's Projects and Publications views, as distinct rows of the same search
-PROJECT_COLUMNS = "proposal_id, obs_title, obs_creator_name, proposal_abstract, science_keyword, scientific_category"
-PUBLICATION_COLUMNS = "bib_reference, pub_title, first_author, publication_year, proposal_id"
+#: the archive page's Projects and Publications views: distinct rows of these columns of the Observations
+PROJECT_COLUMNS = ["proposal_id", "obs_title", "pi_name", "proposal_authors", "proposal_abstract", "science_keyword",
+                   "scientific_category", "type"]
+PUBLICATION_COLUMNS = ["bib_reference", "pub_title", "first_author", "authors", "publication_year", "pub_abstract",
+                       "proposal_id"]
 FORMATS = {".xml": "votable", ".vot": "votable", ".votable": "votable", ".csv": "csv", ".tsv": "tsv"}
+#: rows asked per TAP request; larger results are read page by page (ORDER BY … OFFSET)
+PAGE_ROWS = 10_000
+#: a total order of ivoa.obscore rows, so pages neither overlap nor skip rows
+PAGE_ORDER = "member_ous_uid, obs_id, target_name, em_min, em_max, asdm_uid"
 
 
-def almaquery(source_name="", position="", radius="10arcmin", project_code="", mous="", gous="", target_name="", pi_name="",
-              band="", frequency="", spatial_resolution="", spectral_resolution="", line_sensitivity="",
-              continuum_sensitivity="", polarisation="", observation_date="", release_date="", public="any",
-              science="science", qa2="any", adql_where="", adql_query="", service="", maxrec=20000,
-              outfile="", outformat="", overwrite=False, plotfile=""):
+def almaquery(source_name="", position="", radius="10arcmin", target_name="", spatial_resolution="",
+              largest_angular_scale="", field_of_view="", frequency="", frequency_mode="coverage", bandwidth="",
+              spectral_resolution="", band="", observation_date="", integration_time="", polarisation="",
+              line_sensitivity="", continuum_sensitivity="", water_vapour="", project_code="", project_title="",
+              pi_name="", proposal_authors="", project_abstract="", science_keyword="", scientific_category="",
+              project_type="", bibcode="", pub_title="", first_author="", authors="", pub_abstract="",
+              publication_year="", mous="", gous="", array="", mosaic="any", release_date="", public="any",
+              science="science", qa2="any", adql_where="", adql_query="", service="", maxrec=20000, outfile="",
+              outformat="", overwrite=False, plotfile=""):
     """Search the ALMA Science Archive; see ``xml/almaquery.xml``."""
-    query = adql_query.strip() or _build(locals())
+    params = dict(locals())
+    custom = isinstance(adql_query, str) and adql_query.strip()
+    if custom:
+        query, wanted = adql_query.strip(), None
+    else:
+        wanted = _plan(params)
+        query = adql.build_query(wanted.clauses)
     log.info(f"ADQL: {query}")
-    table, base = run_with_failover(service, lambda b: _tap(b, query, maxrec))
-    log.info(f"{len(table)} row(s) from {base}/tap")
-    result = {"adql": query, "service": f"{base}/tap", "nrows": len(table), "observations": table}
+    (table, complete, scanned), base = run_with_failover(
+        service, lambda b: _fetch(b, query, maxrec, paged=not custom))
+    log.info(f"{scanned} row(s) from {base}/tap" + ("" if complete else f" (stopped at maxrec={maxrec})"))
+    result = {"adql": query, "service": f"{base}/tap", "nscanned": scanned}
+    if wanted is not None and wanted.coverage is not None:
+        table, unreadable = _covering(table, wanted.coverage)
+        log.info(f"frequency coverage: {len(table)} of {scanned} row(s) have a spectral window matching "
+                 f"{frequency!r}" + (f"; {unreadable} row(s) without a readable frequency_support left out"
+                                     if unreadable else ""))
+        result["nunreadable"] = unreadable
+    result.update(nrows=len(table), observations=table, truncated=not complete)
     if "member_ous_uid" in table.colnames:
         result["nmous"] = len(set(str(u) for u in table["member_ous_uid"]))
-    # the archive page's Projects and Publications views: distinct rows of the same constraints
-    if not adql_query.strip():
-        where = query.partition(" WHERE ")[2]
-        for name, cols in (("projects", PROJECT_COLUMNS), ("publications", PUBLICATION_COLUMNS)):
-            extra = "bib_reference IS NOT NULL" if name == "publications" else ""
-            q = f"select distinct {cols} from ivoa.obscore" + (
-                " WHERE " + " AND ".join(w for w in (where, extra) if w) if where or extra else "")
-            rows = run_with_failover(base, lambda b: _tap(b, q, maxrec))[0]
-            if name == "publications":  # rows of unpublished projects carry an empty bibcode
-                rows = rows[[bool(str(b).strip()) and str(b) != "--" for b in rows["bib_reference"]]]
-            result[name] = rows
-            result[f"n{name}"] = len(result[name])
-    truncated = len(table) >= maxrec
-    if truncated:
-        log.warn(f"the result reached maxrec={maxrec}: there may be more rows; narrow the search or raise maxrec")
-    result["truncated"] = truncated
+    if not custom:
+        result["projects"] = _distinct(table, PROJECT_COLUMNS)
+        pubs = _distinct(table, PUBLICATION_COLUMNS)
+        result["publications"] = pubs[[_filled(b) for b in pubs["bib_reference"]]] if len(pubs) else pubs
+        result["nprojects"], result["npublications"] = len(result["projects"]), len(result["publications"])
+    if not complete:
+        log.warn(f"the archive had more than maxrec={maxrec} row(s) for this search: there may be more; "
+                 "narrow the search or raise maxrec")
     if outfile:
         result["outfiles"] = _write_tables(result, outfile, outformat, overwrite)
     if plotfile:
@@ -61,102 +77,96 @@ def almaquery(source_name="", position="", radius="10arcmin", project_code="", m
     return result
 
 
-def _tap(base, query, maxrec):
-    import pyvo
-    return pyvo.dal.TAPService(f"{base}/tap").run_sync(query, maxrec=maxrec).to_table()
-
-
-def _build(p: dict) -> str:
-    """The WHERE clauses of the search box's fields, in the order of the archive page."""
-    clauses = []
+def _plan(params: dict) -> search.Plan:
+    """The search of the parameters; any unreadable value becomes a TaskParameterError naming it."""
+    if str(params["frequency_mode"]).lower() not in ("coverage", "central"):
+        raise TaskParameterError(TASK, "frequency_mode", params["frequency_mode"], "must be 'coverage' or 'central'")
+    if params["source_name"]:
+        ra, dec = _resolve(params["source_name"])
+        params = dict(params, position=f"{ra} {dec}")
     try:
-        if p["source_name"] and p["position"]:
-            raise TaskParameterError(TASK, "position", p["position"], "cannot be combined with source_name")
-        if p["source_name"] or p["position"]:
-            ra, dec, r = _cone(p["source_name"], p["position"], p["radius"])
-            clauses.append(adql.cone_clause(ra, dec, r))
-        if p["project_code"]:
-            clauses.append(adql.string_clause("proposal_id", p["project_code"]))
-        if p["mous"]:
-            clauses.append(adql.uid_clause("member_ous_uid", p["mous"]))
-        if p["gous"]:
-            clauses.append(adql.uid_clause("group_ous_uid", p["gous"]))
-        if p["target_name"]:
-            clauses.append(adql.string_clause("target_name", p["target_name"]))
-        if p["pi_name"]:
-            clauses.append(adql.string_clause("obs_creator_name", p["pi_name"]))
-        if p["band"]:
-            clauses.append(adql.band_clause(p["band"]))
-        for name, column, scale in (("frequency", "frequency", 1.0),
-                                    ("spatial_resolution", "spatial_resolution", 1.0),
-                                    ("spectral_resolution", "spectral_resolution", 1e3),  # kHz as in the box; Hz column
-                                    ("line_sensitivity", "sensitivity_10kms", 1.0),
-                                    ("continuum_sensitivity", "cont_sensitivity_bandwidth", 1.0)):
-            if str(p[name]).strip():
-                clauses.append(adql.numeric_clause(column, p[name], scale))
-        if p["polarisation"]:
-            clauses.append(adql.polarisation_clause(p["polarisation"]))
-        if p["observation_date"]:
-            clauses.append(adql.date_clause("t_min", p["observation_date"]))
-        if p["release_date"]:
-            clauses.append(adql.release_clause(p["release_date"]))
-    except adql.QueryError as exc:
-        raise TaskParameterError(TASK, exc.field if exc.field in p else _param_of(exc.field), exc.value,
-                                 f"cannot be read: {exc.why}") from None
-    clauses.append({"any": "", "public": "data_rights='Public'", "proprietary": "data_rights='Proprietary'"}[
-        p["public"].lower()])
-    clauses.append({"any": "", "science": "science_observation='T'", "calibration": "science_observation='F'"}[
-        p["science"].lower()])
-    clauses.append({"any": "", "pass": "qa2_passed='T'", "fail": "qa2_passed='F'"}[p["qa2"].lower()])
-    if p["adql_where"].strip():
-        clauses.append(f"({p['adql_where'].strip()})")  # the escape hatch: the user's own ADQL, verbatim
-    return adql.build_query(clauses)
+        wanted = search.plan(params)
+    except search.SearchValueError as exc:
+        raise TaskParameterError(TASK, exc.param, exc.value, f"cannot be used: {exc.why}") from None
+    if isinstance(params["adql_where"], str) and params["adql_where"].strip():
+        wanted.clauses.append(f"({params['adql_where'].strip()})")  # the escape hatch: the user's ADQL, verbatim
+    return wanted
 
 
-def _param_of(column: str) -> str:
-    return {"sensitivity_10kms": "line_sensitivity", "cont_sensitivity_bandwidth": "continuum_sensitivity",
-            "t_min": "observation_date", "proposal_id": "project_code", "member_ous_uid": "mous",
-            "group_ous_uid": "gous"}.get(column, column)
-
-
-def _cone(source_name: str, position: str, radius: str) -> tuple[float, float, float]:
-    import astropy.units as u
-    from astropy.coordinates import Angle, SkyCoord
-    try:
-        r = Angle(radius if re.search(r"[a-z\"']", str(radius)) else f"{radius}deg").to_value(u.deg)
-    except Exception:
-        raise TaskParameterError(TASK, "radius", radius, "is not an angle (e.g. '10arcmin', '0.5deg')") from None
-    if source_name:
-        try:
-            c = SkyCoord.from_name(source_name)
-        except Exception as exc:
-            raise TaskParameterError(TASK, "source_name", source_name,
-                                     "could not be resolved by the name services (offline, or unknown name: give "
-                                     f"position= instead, or target_name= for the ALMA source name) ({exc})") from None
-    else:
-        c = _parse_position(position)
-    return float(c.icrs.ra.deg), float(c.icrs.dec.deg), float(r)
-
-
-def _parse_position(text: str):
-    """``'11h01m51.9s -34d42m17s'``, ``'11:01:51.9 -34:42:17'`` (hours), ``'165.466 -34.705'`` (degrees),
-    optionally with a frame first (``'J2000 …'``, ``'ICRS …'``, ``'galactic l b'``)."""
-    import astropy.units as u
+def _resolve(source_name: str) -> tuple[float, float]:
     from astropy.coordinates import SkyCoord
-    parts = str(text).replace(",", " ").split()
-    frame = "icrs"
-    if parts and parts[0].lower() in ("j2000", "fk5", "icrs", "galactic", "gal"):
-        frame = {"j2000": "fk5", "gal": "galactic"}.get(parts[0].lower(), parts[0].lower())
-        parts = parts[1:]
-    if len(parts) != 2:
-        raise TaskParameterError(TASK, "position", text, "needs two coordinates, e.g. '11h01m51.9s -34d42m17s'")
     try:
-        if frame == "galactic":
-            return SkyCoord(float(parts[0]), float(parts[1]), unit="deg", frame="galactic")
-        sexagesimal = any(ch in parts[0] for ch in "h:")
-        return SkyCoord(parts[0], parts[1], unit=(u.hourangle if sexagesimal else u.deg, u.deg), frame=frame)
-    except (ValueError, TypeError) as exc:
-        raise TaskParameterError(TASK, "position", text, f"is not a position ({exc})") from None
+        c = SkyCoord.from_name(source_name)
+    except Exception as exc:
+        raise TaskParameterError(TASK, "source_name", source_name,
+                                 "could not be resolved by the name services (offline, or unknown name: give "
+                                 f"position= instead, or target_name= for the ALMA source name) ({exc})") from None
+    return float(c.icrs.ra.deg), float(c.icrs.dec.deg)
+
+
+def _fetch(base: str, query: str, maxrec: int, paged: bool = True):
+    """Up to *maxrec* rows of *query*, page by page; returns (table, complete, rows read)."""
+    import pyvo
+    from astropy.table import vstack
+    service = pyvo.dal.TAPService(f"{base}/tap")
+    if not paged:
+        res = service.run_sync(query, maxrec=maxrec)
+        table = res.to_table()
+        return table, len(table) < maxrec and res.query_status != "OVERFLOW", len(table)
+    head, _, where = query.partition(" WHERE ")
+    clauses = [where] if where else []
+    pages, fetched = [], 0
+    while True:
+        n = min(PAGE_ROWS, maxrec - fetched)
+        q = adql.build_query(clauses, top=n, order=PAGE_ORDER, offset=fetched)
+        if fetched:
+            log.info(f"next page: {q}")
+        page = service.run_sync(q, maxrec=n).to_table()
+        pages.append(page)
+        fetched += len(page)
+        if len(page) < n or len(page) == 0:
+            return (vstack(pages, metadata_conflicts="silent") if len(pages) > 1 else pages[0]), True, fetched
+        if fetched >= maxrec:
+            return vstack(pages, metadata_conflicts="silent") if len(pages) > 1 else pages[0], False, fetched
+
+
+def _covering(table, term):
+    """The rows whose spectral windows satisfy the frequency term, and how many could not be read."""
+    keep, unreadable = [], 0
+    for row in table:
+        try:
+            windows = coverage.parse_support(_text(row["frequency_support"]))
+        except coverage.SupportError:
+            windows = []
+        if not windows:
+            unreadable += 1
+            keep.append(False)
+            continue
+        keep.append(coverage.matches(term, windows))
+    return table[keep] if len(table) else table, unreadable
+
+
+def _text(value) -> str:
+    if value is None or (hasattr(value, "mask") and bool(getattr(value, "mask", False))):
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _filled(value) -> bool:
+    return bool(_text(value).strip()) and _text(value) != "--"
+
+
+def _distinct(table, columns: list[str]):
+    """Distinct rows of *columns* (those the table has), in first-seen order."""
+    from astropy.table import Table
+    cols = [c for c in columns if c in table.colnames]
+    seen, keep = set(), []
+    for k, row in enumerate(table):
+        key = tuple(_text(row[c]) for c in cols)
+        if key not in seen:
+            seen.add(key)
+            keep.append(k)
+    return Table(table[cols][keep] if cols else Table(), copy=True)
 
 
 def _write_tables(result: dict, outfile: str, outformat: str, overwrite: bool) -> dict:
@@ -185,13 +195,17 @@ def _write_tables(result: dict, outfile: str, outformat: str, overwrite: bool) -
 
 
 def _plain(table):
-    """A copy whose region column is STC-S text, so every format can hold it."""
+    """A copy whose region column is STC-S text (as ALMA serves it), so every format can hold it.
+
+    Units, UCDs, utypes, xtypes and descriptions stay, so the VOTable reads like the archive's own.
+    """
     from astropy.table import Table
     t = Table(table, copy=True)
-    if "s_region" in t.colnames and t["s_region"].dtype.kind not in "US":
-        t["s_region"] = [_stcs(v) for v in t["s_region"]]
-    for c in t.colnames:
-        t[c].description = None
+    if "s_region" in t.colnames and not all(isinstance(v, str) for v in t["s_region"]):
+        col = t["s_region"]
+        t["s_region"] = [v if isinstance(v, str) else _stcs(v) for v in col]
+        t["s_region"].unit, t["s_region"].description = col.unit, col.description
+        t["s_region"].meta.update(col.meta)
     return t
 
 

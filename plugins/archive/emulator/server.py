@@ -22,6 +22,7 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 from .catalog import COLUMNS, build_site, write_obscore_csv
 from .faults import FaultProxy
@@ -50,9 +51,19 @@ def _free_port() -> int:
 
 
 def _rd() -> str:
-    cols = "\n".join(f'    <column name="{n}" type="{t}"' + (f' unit="{u}"' if u else "")
-                     + (' required="False"><values nullLiteral="-1"/></column>' if t == "integer" else "/>")
-                     for n, t, u in COLUMNS)
+    """The DaCHS resource descriptor of ``ivoa.obscore``: ALMA's columns with units, UCDs, utypes and
+    descriptions; ``s_region`` a pgsphere polygon served as STC-S text (``xtype="adql:REGION"``, as ALMA does)."""
+    def column(c) -> str:
+        attrs = [f'name="{c.name}"', f'type="{c.dbtype}"']
+        for key in ("unit", "ucd", "utype", "xtype"):
+            if getattr(c, key):
+                attrs.append(f'{key}="{escape(getattr(c, key))}"')
+        if c.description:
+            attrs.append(f'description="{escape(c.description, {chr(34): "&quot;"})}"')
+        if c.dbtype == "integer":
+            return f'    <column {" ".join(attrs)} required="False"><values nullLiteral="-1"/></column>'
+        return f'    <column {" ".join(attrs)}/>'
+    cols = "\n".join(column(c) for c in COLUMNS)
     return f"""<resource schema="ivoa" resdir="almaemu">
   <meta name="title">ALMA Science Archive emulator</meta>
   <meta name="description">ALMA-shaped ivoa.obscore rows served on loopback for almatools tests and demo.</meta>
@@ -61,11 +72,12 @@ def _rd() -> str:
   <meta name="creator.name">almatools</meta>
   <table id="obscore" onDisk="True" adql="True">
     <meta name="description">ObsCore with ALMA's columns</meta>
+    <stc>Polygon ICRS [s_region]</stc>
 {cols}
   </table>
   <data id="import">
     <sources>data/obscore.csv</sources>
-    <csvGrammar/>
+    <csvGrammar enc="utf-8"/>
     <make table="obscore"/>
   </data>
 </resource>
@@ -177,7 +189,7 @@ class ArchiveEmulator:
         log = open(self.root / "dachs.log", "ab")
         general = self._private_database(log)
         (self.root / "gavo.rc").write_text(
-            f"{general}[web]\nserverPort: {self.dachs_port}\nserverURL: http://127.0.0.1:{self.dachs_port}\n"
+            f"{general}[web]\nserverPort: {self.dachs_port}\nserverURL: {self.url}\n"
             "bindAddress: 127.0.0.1\n")
         _readable(self.root)
         imp = subprocess.run(["dachs", "imp", "almaemu/q"], env=self._env(), stdout=log, stderr=subprocess.STDOUT)
@@ -251,7 +263,8 @@ http {{
     server {{
         listen 127.0.0.1:{self.nginx_port};
         root {self.root}/www;
-        location /tap {{ proxy_pass http://127.0.0.1:{self.dachs_port}; proxy_read_timeout 120s; }}
+        # TAP, its async jobs and VOSI documents (DaCHS writes its URLs with the public serverURL)
+        location ~ ^/(tap|__system__|static)(/|$) {{ proxy_pass http://127.0.0.1:{self.dachs_port}; proxy_read_timeout 120s; }}
         location ~ ^/(sc|sourcecat|legacy)/ {{ proxy_pass http://127.0.0.1:{self.sourcecat.port}; }}
         location = /datalink/sync {{
             default_type "application/x-votable+xml;content=datalink";
