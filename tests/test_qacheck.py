@@ -518,3 +518,39 @@ def test_fuzz_aqua(stages, sens, junk):
         return
     assert all(s["score"] is None or 0 <= s["score"] <= 1 for s in r.stages)
     assert all(x["score"] is not None for x in r.lowest_scores(10))
+
+
+def test_topo_contdat_is_converted_to_the_image_frame(sim_delivery, tmp_path):
+    """A cont.dat in TOPO (v1 files have no frame) against an LSRK cube: the ranges move by the LSRK/TOPO
+    factor at the observation, which CASA measures give independently here."""
+    from astropy.io import fits
+    d = sim_delivery
+    mous = tmp_path / f"member.{M}"
+    shutil.copytree(d["mous"], mous)
+    cube = mous / "product" / f"{d['names']['cube']}.pbcor.fits"
+    h = fits.getheader(cube)
+    freqs = h["CRVAL3"] + (np.arange(NCHAN) + 1 - h["CRPIX3"]) * h["CDELT3"]
+    half = abs(h["CDELT3"]) / 2
+    lo, hi = freqs[10] - half, freqs[29] + half  # as TOPO numbers
+    (mous / "calibration" / f"member.{M}.cont.dat").write_text(
+        f"Field: SIM\n\nSpectralWindow: 0\n{lo / 1e9:.10f}~{hi / 1e9:.10f}GHz TOPO\n")
+    ct = _casa()
+    me, qa = ct.measures(), ct.quanta()
+    try:
+        from astropy.time import Time
+        me.doframe(me.observatory("ALMA"))
+        me.doframe(me.direction("J2000", f"{h['CRVAL1']}deg", f"{h['CRVAL2']}deg"))
+        me.doframe(me.epoch("UTC", qa.quantity(Time(h["DATE-OBS"], scale="utc").mjd, "d")))
+        factor = me.measure(me.frequency("TOPO", qa.quantity(100e9, "Hz")), "LSRK")["m0"]["value"] / 100e9
+    finally:
+        me.done()
+    inside = (freqs - half >= lo * factor - 1e-6 * half) & (freqs + half <= hi * factor + 1e-6 * half)
+    unconverted = (freqs - half >= lo - 1e-6 * half) & (freqs + half <= hi + 1e-6 * half)
+    assert inside.sum() != unconverted.sum() or (inside != unconverted).any()  # the conversion matters here
+    r = qacheck(path=str(mous), outdir=str(tmp_path / "qa"), include=["*cube*"], report=False)
+    row, = r["images"]
+    assert row["linefree_channels"] == int(inside.sum())
+    assert "converted from TOPO to LSRK at the observation date" in row["rms_from"]
+    from astropy.table import Table
+    channels = Table.read(tmp_path / "qa" / "channels.ecsv")
+    assert {int(c["channel"]) for c in channels if c["linefree"]} == {int(k) for k in np.flatnonzero(inside)}
