@@ -126,18 +126,8 @@ def _float(text, label, what, problems):
     return value
 
 
-def _score(text) -> float | None:
-    """A score attribute: a number in [0, 1], or None for Undefined/N/A/None and anything unreadable."""
-    if text is None or str(text).strip().lower() in _UNDEFINED:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) and 0.0 <= value <= 1.0 else None
-
-
 def _number(text) -> float | None:
+    """An attribute's finite number, or None for Undefined/N/A/None and anything unreadable."""
     if text is None or str(text).strip().lower() in _UNDEFINED:
         return None
     try:
@@ -145,6 +135,12 @@ def _number(text) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) else None
+
+
+def _score(text) -> float | None:
+    """A score attribute: a number in [0, 1], else None."""
+    value = _number(text)
+    return value if value is not None and 0.0 <= value <= 1.0 else None
 
 
 def read_aqua(text: str, label: str = "pipeline_aquareport.xml") -> AquaReport:

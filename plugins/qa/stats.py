@@ -106,13 +106,15 @@ class Measurement:
 
     :param rms_chan: per-channel clipped rms (Jy/beam, NaN for blank channels).
     :param peak_chan: per-channel peak of the flat-noise image.
-    :param peakmap: the flat-noise image's peak over channels (the image itself for one channel).
+    :param peak_pbcor: the image's own value (pb-corrected for a pbcor image) at the flat-noise peak.
+    :param peakmap: the flat-noise image's peak over channels (the image itself for one channel; NaN
+        everywhere unless asked for).
     """
 
     rms_chan: np.ndarray
     npix_chan: np.ndarray
     peak_chan: np.ndarray
-    peak_pbcor_chan: np.ndarray
+    peak_pbcor: float
     peakmap: np.ndarray
     pb_plane: np.ndarray | None
     region: np.ndarray
@@ -172,18 +174,18 @@ def plane_rms(flat: np.ndarray, region: _Region, clip: float, beam_pix: int) -> 
 
 
 def measure_image(image: ImageFile, pb: ImageFile | None, *, corrected: bool, pbmin: float = 0.5,
-                  clip: float = 3.0, progress=None) -> Measurement:
+                  clip: float = 3.0, progress=None, keep_map: bool = True) -> Measurement:
     """Read *image* (and its *pb*) once, plane by plane, and measure every channel.
 
     :param corrected: the image is primary-beam corrected (``pbcor``): with a pb the flat-noise image
         is image × pb; without one the noise region is central and the rms grows outward (noted).
+    :param keep_map: also keep the peak over channels of every pixel (for the report's thumbnail).
     """
     nx, ny, nchan, _ = image.shape
     edge = max(2, int(round(0.05 * min(nx, ny))))
     rms = np.full(nchan, np.nan)
     npix = np.zeros(nchan, dtype=int)
     peak = np.full(nchan, np.nan)
-    peak_pbcor = np.full(nchan, np.nan)
     peakmap = np.full((ny, nx), np.nan, dtype=np.float32)
     notes = []
     if pb is not None and (pb.shape[0], pb.shape[1]) != (nx, ny):
@@ -204,32 +206,39 @@ def measure_image(image: ImageFile, pb: ImageFile | None, *, corrected: bool, pb
     region = _Region((ny, nx), None, pbmin, edge)
     last_pb = None
     pb_keep = None
-    best = (-np.inf, (0, 0))
+    best = (-np.inf, (0, 0), math.nan)
+    flat_buffer = np.empty((ny, nx), dtype=np.float32)
     pairs = zip(image.planes(), pb_planes)
     if image.format != "casa" and (pb is None or pb.format != "casa"):
         pairs = prefetch(pairs)  # file reads overlap the statistics; casatools stays on the calling thread
     for (chan, plane), pb_plane in pairs:
         flat = plane
         if pb_plane is not None:
-            if pb_plane is not last_pb and (last_pb is None or not np.array_equal(pb_plane, last_pb, equal_nan=True)):
+            if pb_plane is not last_pb and (last_pb is None or not _same_plane(pb_plane, last_pb)):
                 region = _Region((ny, nx), pb_plane, pbmin, edge)
             last_pb = pb_plane
             if corrected:
-                flat = plane * pb_plane
+                flat = np.multiply(plane, pb_plane, out=flat_buffer)
             if chan == nchan // 2 or pb_keep is None:
                 pb_keep = pb_plane
         rms[chan], npix[chan] = plane_rms(flat, region, clip, int(beam_pix[chan]))
         top = _peak(flat)
         if math.isfinite(top):
             peak[chan] = top
-            peak_pbcor[chan] = _peak(plane)
             if top > best[0]:
                 at = int(np.nanargmax(flat))
-                best = (top, (at % nx, at // nx))
-            np.fmax(peakmap, flat, out=peakmap)
+                best = (top, (at % nx, at // nx), float(plane.flat[at]))
+            if keep_map:
+                np.fmax(peakmap, flat, out=peakmap)
         if progress is not None:
             progress.update(1)
-    return Measurement(rms, npix, peak, peak_pbcor, peakmap, pb_keep, region.mask, best[1], notes)
+    return Measurement(rms, npix, peak, best[2], peakmap, pb_keep, region.mask, best[1], notes)
+
+
+def _same_plane(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two pb planes are the same, judged on every 32nd row: pb planes are either repeated (one
+    pb for all channels) or change smoothly with frequency everywhere, so whole rows decide."""
+    return a.shape == b.shape and a[::32].tobytes() == b[::32].tobytes()  # NaNs compare by their bits
 
 
 def _peak(plane: np.ndarray) -> float:

@@ -192,7 +192,8 @@ def _check_image(product, file, image, products, aquas, qa2s, contdat, result, o
     log.info(f"measuring {file.name} ({nchan} channel(s){', pb ' + pb.path.name if pb else ', no pb'})")
     try:
         with log.progress(nchan, desc=f"{TASK}: {file.name}", unit="planes") as bar:
-            meas = measure_image(image, pb, corrected=corrected, pbmin=pbmin, clip=clip, progress=bar)
+            meas = measure_image(image, pb, corrected=corrected, pbmin=pbmin, clip=clip, progress=bar,
+                                 keep_map=report)
     except ImageReadError as exc:
         result["failed"].append({"file": file.name, "why": str(exc).removeprefix(f"{file}: ")})
         return None
@@ -218,8 +219,7 @@ def _check_image(product, file, image, products, aquas, qa2s, contdat, result, o
            "pipeline_observed_jy": (promise or {}).get("pipeline_observed_jy"),
            "qa2_achieved_jy": (promise or {}).get("qa2_achieved_jy"),
            "rms_ratio": rms / promise["jy"] if promise and promise["jy"] else None, "peak_jy": peak,
-           "peak_pbcor_jy": float(np.nanmax(meas.peak_pbcor_chan)) if np.isfinite(meas.peak_pbcor_chan).any()
-           else math.nan, "peak_xy": list(meas.peak_xy),
+           "peak_pbcor_jy": meas.peak_pbcor, "peak_xy": list(meas.peak_xy),
            "dr": peak / rms if rms > 0 else math.nan, "band": band, "dr_expected": dr_exp,
            "beam_arcsec": [float(v) for v in beam] if beam is not None else None,
            "beam_text": _beam_text(image.beams_arcsec) if image.beams_arcsec is not None else "none",
