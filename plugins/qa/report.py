@@ -128,7 +128,7 @@ def plot_spectrum(path: Path, image, meas, product, linefree, rms: float, theore
         ax.plot(freqs[noisy], meas.rms_chan[noisy] * 1e3, ls="none", marker="x", ms=7, color=OKABE_ITO["vermillion"],
                 label="noisy channel")
     if math.isfinite(rms):
-        ax.axhline(rms * 1e3, color=OKABE_ITO["blue"], ls="--", lw=1, label=f"median line-free {rms * 1e3:.3g}")
+        ax.axhline(rms * 1e3, color=OKABE_ITO["blue"], ls="--", lw=1, label=f"image rms (median) {rms * 1e3:.3g}")
     if theoretical:
         ax.axhline(theoretical * 1e3, color=OKABE_ITO["orange"], ls=":", lw=1.5,
                    label=f"theoretical {theoretical * 1e3:.3g}")
