@@ -202,6 +202,24 @@ def _parse_support(text: str):
     return parse_support(text)
 
 
+def _datalink(n: int) -> bytes:
+    """A DataLink document of an auxiliary tar listing with *n* rows, as the archive writes it."""
+    from almatools.plugins.archive.emulator.catalog import _votable
+    tar = "2019.1.00001.S_uid___A001_X1465_X3_auxiliary.tar"
+    rows = [(tar, f"https://almascience.eso.org/dataPortal/member.uid___A001_X1465_X3.file{k:06d}.tgz", "", "",
+             "#auxiliary", f"Download dataset of type: calibration, and class: CALIBRATION. path: calibration/"
+             f"file{k:06d}.tgz", "application/gzip", 10_000 + k, "true") for k in range(n)]
+    return _votable(rows, []).encode()
+
+
+def _parse_datalink(data: bytes):
+    from almatools.plugins.archive import datalink
+    doc = datalink.read_document(data, "https://almascience.eso.org/datalink/sync?ID=x")
+    tar = datalink.Link("uid://A001/X1465/X3", "x.tar", "https://almascience.eso.org/dataPortal/x.tar", "auxiliary",
+                        None)
+    return datalink.members_from_document(doc, tar)
+
+
 #: (name, make_input(n), parse(input)); n is the size of the small input
 TARGETS = [
     ("flux.csv reader", _fluxcsv, _parse_fluxcsv),
@@ -220,6 +238,7 @@ TARGETS = [
     ("almaquery date search grammar", _dates, _parse_dates),
     ("almaquery position grammar (cones, ranges)", _positions, _parse_positions),
     ("frequency_support reader (archive rows)", _support, _parse_support),
+    ("DataLink document reader", _datalink, _parse_datalink),
 ]
 
 

@@ -3,24 +3,53 @@
 Both layouts the archive has used are read: tar listings advertised as ad-hoc
 DataLink services (``service_def="DataLink.<tar>"``) and the older rows with
 ``semantics="#datalink"`` whose ``access_url`` carries ``ID=<tar>``.
+
+A DataLink document is server data: it is read with a size bound, any parse
+failure becomes :class:`DataLinkError` naming the URL, and every file name and
+tree path in it passes :mod:`.names` (rows that fail are refused, with the
+reason, and the rest is used).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import io
 import re
+import warnings
 from dataclasses import asdict, dataclass
 from urllib.parse import parse_qs, quote, urlparse
 
 from almatools import log
+from almatools.errors import AlmatoolsError
 from almatools.example import uid_path
 
-__all__ = ["Link", "resolve", "list_tar", "select", "unique_names", "ROLES", "uid_path"]
+from .names import UnsafeName, name_from_url, tree_path
+
+__all__ = ["Link", "Document", "DataLinkError", "UnknownIdentifier", "fetch_document", "read_document", "resolve",
+           "links_from_document", "list_tar", "select", "unique_names", "url_links", "ROLES", "uid_path",
+           "MAX_DOCUMENT"]
 
 #: roles in the order the Request Handler lists them; the first three are its default selection
 ROLES = ("readme", "product", "auxiliary", "raw", "semipass", "external")
 LISTING_TYPE = "application/x-votable+xml;content=datalink"
 DATALINK_STANDARD = "ivo://ivoa.net/std/DataLink#links-1.0"
+#: a DataLink document larger than this is refused (the largest real ones, for Member OUS with many
+#: execution blocks and auxiliary files, are well under 1 MB)
+MAX_DOCUMENT = 64 << 20
+#: a file larger than this (1 PB) is not a real size
+MAX_SIZE = 1 << 50
+
+
+class DataLinkError(AlmatoolsError):
+    """A DataLink answer that is not a usable DataLink document."""
+
+
+class UnknownIdentifier(DataLinkError):
+    """The archive does not know the Member OUS (or tar) asked for."""
+
+    def __init__(self, ident: str, url: str, detail: str):
+        self.ident, self.url, self.detail = ident, url, detail
+        super().__init__(f"the archive does not know {ident}: {url} answered {detail}")
 
 
 @dataclass
@@ -38,6 +67,7 @@ class Link:
     parent: str = ""       # the tar this file sits in, when it was chosen from a tar listing
     tree_path: str = ""    # where it belongs in the Member OUS tree (members of tars)
     listing: str = ""      # for tars: the DataLink URL listing their contents
+    size_from: str = ""    # "datalink", "HEAD" or "" (unknown)
 
     @property
     def is_tar(self) -> bool:
@@ -46,6 +76,101 @@ class Link:
     def as_dict(self) -> dict:
         return asdict(self)
 
+
+@dataclass
+class Document:
+    """A parsed DataLink response: plain-Python rows and the ad-hoc DataLink services (ID -> accessURL)."""
+
+    url: str
+    rows: list[dict]
+    services: dict[str, str]
+
+
+# ------------------------------------------------------------------------------------ reading
+
+def fetch_document(session, url: str, ident: str, timeout: float = 120.0) -> Document:
+    """GET a DataLink document (at most :data:`MAX_DOCUMENT` bytes) and read it.
+
+    HTTP 404 and documents whose rows only carry errors raise :class:`UnknownIdentifier`;
+    5xx raise ``pyvo.dal.DALServiceError`` (so another mirror is tried).
+    """
+    import pyvo
+    with session.get(url, stream=True, timeout=(15, timeout)) as r:
+        if r.status_code in (400, 404, 410):
+            raise UnknownIdentifier(ident, url, f"HTTP {r.status_code}")
+        if r.status_code >= 500:
+            raise pyvo.dal.DALServiceError(f"HTTP {r.status_code} from {url}", code=r.status_code, url=url)
+        if r.status_code != 200:
+            raise DataLinkError(f"DataLink {url} answered HTTP {r.status_code}")
+        ctype = r.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+        if ctype in ("text/html", "application/xhtml+xml"):
+            raise DataLinkError(f"DataLink {url} answered with an HTML page, not a DataLink VOTable")
+        data = bytearray()
+        for block in r.iter_content(1 << 16):
+            data += block
+            if len(data) > MAX_DOCUMENT:
+                raise DataLinkError(f"DataLink {url}: the document exceeds {MAX_DOCUMENT >> 20} MB; refused")
+    doc = read_document(bytes(data), url)
+    if doc.rows and all(row.get("error_message") for row in doc.rows) and not doc.services:
+        raise UnknownIdentifier(ident, url, f"only errors ({doc.rows[0]['error_message'][:200]})")
+    return doc
+
+
+def read_document(data: bytes, url: str) -> Document:
+    """Parse DataLink VOTable bytes; any failure is a :class:`DataLinkError` naming *url*."""
+    import pyvo
+    from astropy.io.votable import parse
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            votable = parse(io.BytesIO(data), verify="ignore")
+            results = pyvo.dal.adhoc.DatalinkResults(votable, url=url)
+            rows = _plain_rows(results.to_table())
+            services = _services(results)
+    except pyvo.dal.DALQueryError as exc:
+        raise DataLinkError(f"DataLink {url} reports an error: {str(exc)[:300]}") from None
+    except Exception as exc:  # the VOTable parser's many exception types, for bytes a server controls
+        raise DataLinkError(f"DataLink {url}: not a readable DataLink VOTable ({type(exc).__name__}: "
+                            f"{str(exc)[:200]})") from None
+    return Document(url, rows, services)
+
+
+def _plain_rows(table) -> list[dict]:
+    """The rows as plain str/int/bool/None, column by column (numpy 2's string ufuncs break astroquery's
+    filters on these columns; per-row access of a masked table is slow)."""
+    columns = {}
+    for c in table.colnames:
+        col = table[c]
+        values = col.tolist()  # masked entries come as None
+        mask = getattr(col, "mask", None)
+        if mask is not None and getattr(mask, "shape", ()) == (len(values),):
+            values = [None if m else v for v, m in zip(values, mask.tolist())]
+        columns[c] = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in values]
+    return [dict(zip(columns, values)) for values in zip(*columns.values())] if columns else []
+
+
+def _services(results) -> dict[str, str]:
+    """ad-hoc DataLink services: ID -> accessURL."""
+    out = {}
+    for svc in results.iter_adhocservices():
+        params = {p.name: p.value for p in svc.params}
+        std = _text(params.get("standardID", ""))
+        if std.startswith(DATALINK_STANDARD.split("#")[0]) and svc.ID:
+            out[str(svc.ID)] = _text(params.get("accessURL", ""))
+    return out
+
+
+def _text(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    if hasattr(v, "item") and not isinstance(v, str):
+        v = v.item()
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+
+# --------------------------------------------------------------------------------- rows -> links
 
 def _role(semantics: str, description: str, name: str) -> str:
     text = f"{semantics} {description}".lower()
@@ -62,16 +187,25 @@ def _role(semantics: str, description: str, name: str) -> str:
     return "auxiliary"
 
 
+def _size(v) -> int | None:
+    """content_length as a size: a whole number of bytes, 0 < n < 1 PB; None otherwise (ALMA writes -1)."""
+    try:
+        n = int(str(v).strip()) if not isinstance(v, bool) and v is not None else None
+    except ValueError:
+        return None
+    return n if n is not None and 0 < n < MAX_SIZE else None
+
+
 def _link(row: dict, mous: str, url: str, role: str = "", **extra) -> Link:
-    """The file a DataLink row points to; its role from the row's semantics unless given."""
-    name = url.rstrip("/").rsplit("/", 1)[-1]
-    description = row.get("description") or ""
-    size = row.get("content_length")
+    """The file a DataLink row points to; its role from the row's semantics unless given. Raises UnsafeName."""
+    name = name_from_url(url)
+    description = _text(row.get("description"))
+    size = _size(row.get("content_length"))
     return Link(mous=mous, name=name, url=url,
-                role=role or _role((row.get("semantics") or "").strip(), description, name),
-                size=int(size) if size not in (None, "") and int(size) > 0 else None,
-                readable=_bool(row.get("readable", True)), content_type=(row.get("content_type") or "").strip(),
-                description=description, **extra)
+                role=role or _role(_text(row.get("semantics")).strip(), description, name),
+                size=size, readable=_bool(row.get("readable", True)),
+                content_type=_text(row.get("content_type")).strip(),
+                description=description, size_from="datalink" if size else "", **extra)
 
 
 def unique_names(links: list[Link]) -> list[Link]:
@@ -82,59 +216,25 @@ def unique_names(links: list[Link]) -> list[Link]:
     return list(first.values())
 
 
-def _fetch(session, url: str):
-    import pyvo
-    return pyvo.dal.adhoc.DatalinkResults.from_result_url(url, session=session)
-
-
 def _datalink_url(base: str, ident: str) -> str:
     return f"{base}/datalink/sync?ID={quote(ident, safe='')}"
 
 
-def _rows(results) -> list[dict]:
-    """Plain-Python rows (numpy 2's string ufuncs break astroquery's filters on these columns)."""
-    table = results.to_table()
-    out = []
-    for r in table:
-        row = {}
-        for c in table.colnames:
-            v = r[c]
-            row[c] = None if (hasattr(v, "mask") and bool(v.mask)) or v is None else (
-                v.decode() if isinstance(v, bytes) else v)
-        out.append(row)
-    return out
-
-
-def _services(results) -> dict[str, str]:
-    """ad-hoc DataLink services: ID → accessURL."""
-    out = {}
-    for svc in results.iter_adhocservices():
-        params = {p.name: p.value for p in svc.params}
-        std = params.get("standardID", "")
-        std = std.decode() if isinstance(std, bytes) else str(std)
-        if std.startswith(DATALINK_STANDARD.split("#")[0]):
-            url = params.get("accessURL", "")
-            out[svc.ID] = url.decode() if isinstance(url, bytes) else str(url)
-    return out
-
-
-def resolve(session, base: str, mous: str) -> tuple[list[Link], list[str]]:
-    """The files of *mous* (top level: README, tars, raw data) and the DataLink errors reported."""
-    results = _fetch(session, _datalink_url(base, mous))
-    services = _services(results)
+def links_from_document(doc: Document, mous: str, refused: list | None = None) -> tuple[list[Link], list[str]]:
+    """The files a Member OUS document offers (README, tars, raw data) and the errors its rows report."""
     links, errors, listings = [], [], {}
-    for row in _rows(results):
+    for row in doc.rows:
         if row.get("error_message"):
-            errors.append(f"{mous}: {row['error_message']}")
+            errors.append(f"{mous}: {_text(row['error_message'])}")
             continue
-        semantics = (row.get("semantics") or "").strip()
-        ctype = (row.get("content_type") or "").strip()
-        url = (row.get("access_url") or "").strip()
-        sdef = (row.get("service_def") or "").strip()
+        semantics = _text(row.get("semantics")).strip()
+        ctype = _text(row.get("content_type")).strip()
+        url = _text(row.get("access_url")).strip()
+        sdef = _text(row.get("service_def")).strip()
         if semantics == "#cutout":
             continue
-        if sdef in services:  # current layout: the tar's listing is an ad-hoc service
-            listing = services[sdef]
+        if sdef in doc.services:  # current layout: the tar's listing is an ad-hoc service
+            listing = doc.services[sdef]
             listings[_id_of(listing) or sdef.removeprefix("DataLink.")] = listing
             continue
         if semantics == "#datalink" or ctype.startswith(LISTING_TYPE):  # older layout
@@ -143,10 +243,26 @@ def resolve(session, base: str, mous: str) -> tuple[list[Link], list[str]]:
                 listings[ident] = url
             continue
         if url:
-            links.append(_link(row, mous, url))
+            try:
+                links.append(_link(row, mous, url))
+            except UnsafeName as exc:
+                _refuse(refused, exc, mous)
     for link in links:
         link.listing = listings.get(link.name, "")
     return links, errors
+
+
+def _refuse(refused: list | None, exc: UnsafeName, mous: str) -> None:
+    log.severe(f"{mous}: {exc}")
+    if refused is not None:
+        refused.append({"name": str(exc.value), "url": exc.source, "mous": mous, "status": "refused",
+                        "error": str(exc)})
+
+
+def resolve(session, base: str, mous: str, refused: list | None = None) -> tuple[list[Link], list[str]]:
+    """The files of *mous* (top level: README, tars, raw data) and the DataLink errors reported."""
+    doc = fetch_document(session, _datalink_url(base, mous), mous)
+    return links_from_document(doc, mous, refused)
 
 
 def _id_of(url: str) -> str:
@@ -164,10 +280,11 @@ _TREE_DIRS = {"product": "product", "calibration": "calibration", "script": "scr
               "documentation": "log"}
 
 
-def _tree_path(name: str, description: str, role: str) -> str:
+def _tree_path(name: str, description: str, role: str, source: str) -> str:
+    """Where a member of a tar belongs in the Member OUS tree: ``path:`` of its description, checked, or by kind."""
     m = re.search(r"path:\s*(\S+)", description)
     if m:
-        return m.group(1)
+        return tree_path(m.group(1), f"the description of {name} in {source}")
     m = re.search(r"type:\s*(\w+)", description)
     kind = (m.group(1).lower() if m else "")
     if kind not in _TREE_DIRS:
@@ -177,23 +294,32 @@ def _tree_path(name: str, description: str, role: str) -> str:
     return f"{_TREE_DIRS[kind]}/{name}"
 
 
-def list_tar(session, tar: Link) -> list[Link]:
+def list_tar(session, tar: Link, refused: list | None = None) -> list[Link]:
     """The files inside *tar*, from its DataLink listing (empty when the service gives none)."""
     if not tar.listing:
         return []
-    results = _fetch(session, tar.listing)
+    doc = fetch_document(session, tar.listing, tar.name)
+    return members_from_document(doc, tar, refused)
+
+
+def members_from_document(doc: Document, tar: Link, refused: list | None = None) -> list[Link]:
     members = []
-    for row in _rows(results):
-        url = (row.get("access_url") or "").strip()
-        if not url or (row.get("semantics") or "") == "#cutout" or row.get("error_message"):
+    for row in doc.rows:
+        url = _text(row.get("access_url")).strip()
+        if not url or _text(row.get("semantics")) == "#cutout" or row.get("error_message"):
             continue
-        member = _link(row, tar.mous, url, tar.role, parent=tar.name)
-        member.tree_path = _tree_path(member.name, member.description, tar.role)
+        try:
+            member = _link(row, tar.mous, url, tar.role, parent=tar.name)
+            member.tree_path = _tree_path(member.name, member.description, tar.role, doc.url)
+        except UnsafeName as exc:
+            _refuse(refused, exc, tar.mous)
+            continue
         members.append(member)
     return members
 
 
-def select(session, links: list[Link], roles: set[str], include: list[str], exclude: list[str]) -> list[Link]:
+def select(session, links: list[Link], roles: set[str], include: list[str], exclude: list[str],
+           refused: list | None = None) -> list[Link]:
     """The files to fetch: chosen roles, include/exclude patterns (fnmatch on file names), no duplicates.
 
     With *include* patterns, a tar whose own name does not match is opened (its DataLink listing)
@@ -208,9 +334,27 @@ def select(session, links: list[Link], roles: set[str], include: list[str], excl
         if not include or matches(link.name, include):
             chosen.append(link)
         elif link.is_tar:
-            inner = list_tar(session, link)
+            inner = list_tar(session, link, refused)
             if not inner and link.listing == "":
                 log.warn(f"{link.name}: the archive lists no contents; include patterns cannot choose inside it")
             chosen += [m for m in inner if matches(m.name, include) and not matches(m.name, exclude)]
     whole = {link.name for link in chosen if link.is_tar}  # a member of a tar taken whole comes with it
     return unique_names([link for link in chosen if not (link.parent and link.parent in whole)])
+
+
+def url_links(urls: list[str]) -> list[Link]:
+    """Links for a plain list of URLs (e.g. dataPortal URLs from a download script); sizes come from HEAD.
+
+    A URL whose path names no safe file gets an empty name and the reason in its description: the
+    server's ``Content-Disposition`` may still name it (else it is refused after the HEAD request).
+    """
+    out = []
+    for url in urls:
+        url = url.strip()
+        if not url:
+            continue
+        try:
+            out.append(Link(mous="", name=name_from_url(url), url=url, role="url", size=None))
+        except UnsafeName as exc:
+            out.append(Link(mous="", name="", url=url, role="url", size=None, description=str(exc)))
+    return out

@@ -10,113 +10,184 @@ import sys
 import time
 from pathlib import Path
 
-from almatools import log
+from almatools import limits, log
 from almatools.errors import TaskParameterError
 
 from . import datalink
 from .adql import quote, uid_clause
-from .download import Downloader, is_complete, partial_bytes
-from .service import run_with_failover
-from .unpack import UnsafeArchive, safe_extract
+from .credentials import CredentialScope
+from .download import Downloader, Item, is_complete, partial_bytes
+from .service import mirror_urls, run_with_failover
+from .unpack import UnsafeArchive, place_file, safe_extract
 
 TASK = "almafetch"
 PASSWORD_ENV = "ALMATOOLS_ARCHIVE_PASSWORD"
-_SIZE = re.compile(r"^\s*([0-9.]+)\s*([kMGT]?)i?B?\s*$", re.I)
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgtp]?)(i?)b?\s*$", re.I)
 
 
-def almafetch(uid=None, project_code="", queryfile="", service="", outdir=".", readme=True, product=True,
+def almafetch(uid=None, project_code="", queryfile="", urls=None, service="", outdir=".", readme=True, product=True,
               auxiliary=True, raw=False, semipass=False, external=False, include=None, exclude=None,
-              dryrun=False, unpack=False, nstreams=5, reserve="100MB", force=False, username="",
-              retries=8, timeout=60.0):
+              expand_tarfiles=False, dryrun=False, unpack=False, nstreams=5, reserve="100MB", force=False,
+              username="", retries=8, timeout=60.0):
     """Download Member OUS data; see ``xml/almafetch.xml``."""
     import requests
+    keep = _bytes(reserve)
     outdir = Path(outdir or ".")
     roles = {r for r, on in (("readme", readme), ("product", product), ("auxiliary", auxiliary), ("raw", raw),
                              ("semipass", semipass), ("external", external)) if on}
-    mouses = _mous_list(uid or [], project_code, queryfile, service)
+    url_list = [u for u in ([urls] if isinstance(urls, str) else list(urls or [])) if str(u).strip()]
+    mouses = _mous_list(uid or [], project_code, queryfile, service, required=not url_list)
     session = requests.Session()
-    links, errors, base = [], [], ""
-    for mous in mouses:
-        (found, errs), base = run_with_failover(service, lambda b: datalink.resolve(session, b, mous))
+    links, errors, refused, base = [], [], [], ""
+    for mous, source in mouses.items():
+        try:
+            (found, errs), base = run_with_failover(service, lambda b: datalink.resolve(session, b, mous, refused))
+        except datalink.UnknownIdentifier as exc:
+            raise TaskParameterError(TASK, source, mous, f"names a Member OUS the archive does not know ({exc.url} "
+                                     f"answered {exc.detail})") from None
         errors += errs
-        chosen = datalink.select(session, found, roles, list(include or []), list(exclude or []))
+        chosen = datalink.select(session, found, roles, list(include or []), list(exclude or []), refused)
         log.info(f"{mous}: {len(found)} file(s) offered, {len(chosen)} chosen")
         links += chosen
     for e in errors:
         log.warn(f"DataLink: {e}")
-    links = datalink.unique_names(links)  # the same file may be reached from several inputs
+    links += datalink.url_links(url_list)
+    scope_base = base or mirror_urls(service)[0]
 
     auth, proprietary = None, []
     closed = [link for link in links if not link.readable]
-    if closed:
-        auth = _credentials(username, base)
-        if auth is None:
-            proprietary = _release_dates({link.mous for link in closed}, base)
+    if closed or (url_list and username):
+        auth = _credentials(username, scope_base)
+        if auth is None and closed:
+            proprietary = _release_dates({link.mous for link in closed}, scope_base)
             for mous, date in proprietary.items():
                 log.warn(f"{mous} is proprietary until {date or 'an unknown date'}: its files are listed, not "
                          f"fetched; give username= (password in ${PASSWORD_ENV}, the keyring or at the prompt)")
+    downloader = Downloader(nstreams=nstreams, retries=retries, timeout=timeout, scope=CredentialScope(scope_base, auth))
+    links = _sizes_and_names(downloader, links, outdir, refused, can_authenticate=auth is not None)
     fetchable = [link for link in links if link.readable or auth is not None]
 
     listing = [dict(link.as_dict(), dest=str(_dest(outdir, link))) for link in links]
     to_get = [link for link in fetchable if not is_complete(_dest(outdir, link), link.size)]
     need = sum((link.size or 0) - partial_bytes(_dest(outdir, link)) for link in to_get)
+    unsized = [link.name for link in to_get if link.size is None]
     total = sum(link.size or 0 for link in links)
     existing = next(p for p in (outdir.resolve(), *outdir.resolve().parents) if p.exists())
     free = shutil.disk_usage(existing).free  # outdir itself is only created when something is written
-    keep = _bytes(reserve)
     _log_listing(links, total, need, free)
-    result = {"mous": mouses, "service": base, "files": listing, "nfiles": len(links), "bytes_total": total,
+    if unsized:
+        log.warn(f"{len(unsized)} file(s) of unknown size (the archive and the server give none): the disk check "
+                 f"cannot count them: {', '.join(unsized[:5])}{' ...' if len(unsized) > 5 else ''}")
+    result = {"mous": list(mouses), "service": base, "files": listing, "nfiles": len(links), "bytes_total": total,
               "bytes_needed": need, "disk_free": free, "proprietary": proprietary, "errors": errors}
+    if expand_tarfiles:
+        result["members"] = _members(session, links, refused)
     if need + keep > free and not force:
         raise TaskParameterError(TASK, "outdir", str(outdir),
                                  f"has {_human(free)} free but the download needs {_human(need)} plus "
                                  f"reserve={reserve}: free some space, choose another outdir, select fewer files "
                                  f"(include/exclude, raw=False) or set force=True")
     if dryrun:
-        result["dryrun"] = True
+        result.update(dryrun=True, failed=refused, ok=not refused)
         return result
 
     outdir.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     with log.progress(total=need, desc="almafetch", unit="B") as bar:
-        dl = Downloader(nstreams=nstreams, retries=retries, timeout=timeout, auth=auth, progress=bar)
-        outcomes = dl.fetch_all([(link.url, str(_dest(outdir, link)), link.size, not link.readable)
-                                 for link in fetchable])
+        downloader.progress = bar
+        outcomes = downloader.fetch_all([Item(link.url, str(_dest(outdir, link)), link.size,
+                                              None if link.role == "url" and link.readable else not link.readable,
+                                              link.content_type) for link in fetchable])
     elapsed = time.monotonic() - start
     status = {o.name: o for o in outcomes}
     for item in result["files"]:
         o = status.get(item["name"])
         item["status"] = o.status if o else "proprietary"
         item["attempts"] = o.attempts if o else 0
+        item["verified"] = o.verified if o else []
         if o and o.error:
             item["error"] = o.error
-    failed = [o for o in outcomes if o.status in ("failed", "unauthorized")]
-    result.update(bytes_downloaded=dl.transferred, elapsed_s=elapsed,
-                  rate_MBps=dl.transferred / 1e6 / elapsed if elapsed > 0 else 0.0,
+    failed = [o for o in outcomes if o.status in ("failed", "unauthorized", "unverified")]
+    transferred = downloader.transferred
+    result.update(bytes_downloaded=transferred, elapsed_s=elapsed,
+                  rate_MBps=transferred / 1e6 / elapsed if elapsed > 0 else 0.0,
                   ndownloaded=sum(o.status == "downloaded" for o in outcomes),
-                  npresent=sum(o.status == "present" for o in outcomes), nfailed=len(failed))
+                  npresent=sum(o.status == "present" for o in outcomes), nfailed=len(failed),
+                  failed=refused + [{"name": o.name, "status": o.status, "error": o.error} for o in failed])
     log.info(f"almafetch: {result['ndownloaded']} downloaded, {result['npresent']} already complete, "
-             f"{len(failed)} failed; {_human(dl.transferred)} in {elapsed:.1f} s")
+             f"{len(failed)} failed; {_human(transferred)} in {elapsed:.1f} s")
     for o in failed:
         log.severe(f"{o.name}: {o.status}: {o.error} (run almafetch again to resume)")
     if unpack and not failed:
-        result["trees"] = _unpack(outdir, fetchable)
+        result["trees"] = _unpack(outdir, [link for link in fetchable if status[link.name].status in
+                                           ("downloaded", "present")], result["failed"])
     elif unpack:
         log.warn("not unpacking: some files failed; run almafetch again to complete them first")
+    result["ok"] = not result["failed"]
     return result
+
+
+def _sizes_and_names(downloader: Downloader, links, outdir: Path, refused: list, can_authenticate: bool) -> list:
+    """HEAD every file DataLink gave no size for (and every plain URL, for its name); drop the refused ones.
+
+    Proprietary files are asked about only with credentials (without, they are listed, not fetched).
+    """
+    unknown = [link for link in links if link.size is None and (link.readable or can_authenticate)]
+    probes = downloader.probe_all([Item(link.url, str(outdir / (link.name or "unnamed")), None,
+                                        None if link.role == "url" else not link.readable, link.content_type)
+                                   for link in unknown])
+    for link, probe in zip(unknown, probes):
+        if probe.size:
+            link.size, link.size_from = probe.size, "HEAD"
+        if link.role == "url":
+            link.name = probe.filename or link.name
+            link.readable = not probe.needs_auth
+            link.content_type = link.content_type or probe.content_type.split(";", 1)[0].strip()
+        if probe.error:
+            log.warn(f"{link.name or link.url}: {probe.error}")
+    kept = []
+    for link in links:
+        if not link.name:
+            refused.append({"name": "", "url": link.url, "mous": "", "status": "refused", "error": link.description})
+            log.severe(link.description)
+        else:
+            kept.append(link)
+    return datalink.unique_names(kept)
+
+
+def _members(session, links, refused: list) -> list[dict]:
+    """Every member of every tar selected (astroquery's ``expand_tarfiles``), from the tars' DataLink listings."""
+    members = []
+    for link in links:
+        if link.is_tar:
+            inner = datalink.list_tar(session, link, refused)
+            for m in inner:
+                log.info(f"  {link.name} :: {m.tree_path or m.name} ({_human(m.size or 0)})")
+            members += [m.as_dict() for m in inner]
+    return members
 
 
 # ------------------------------------------------------------------------------------------ inputs
 
-def _mous_list(uids, project_code: str, queryfile: str, service: str) -> list[str]:
-    out = []
+#: an almaquery result file larger than this is not read (the whole ALMA archive is ~100 MB as CSV)
+MAX_QUERYFILE = 1 << 30
+
+
+def _mous_list(uids, project_code: str, queryfile: str, service: str, required: bool = True) -> dict[str, str]:
+    """The Member OUS to fetch, each with the parameter that named it."""
+    out: dict[str, str] = {}
+
+    def add(text, param):
+        try:
+            found = re.findall(r"'([^']+)'", uid_clause("member_ous_uid", str(text)))
+        except ValueError:
+            raise TaskParameterError(TASK, param, text, "is not a Member OUS uid like uid://A001/X1465/X3") from None
+        for u in found:
+            out.setdefault(u, param)
     uids = [uids] if isinstance(uids, str) else list(uids)
     for u in uids:
         if u.strip():
-            try:
-                out += re.findall(r"'([^']+)'", uid_clause("member_ous_uid", u))
-            except ValueError as exc:
-                raise TaskParameterError(TASK, "uid", u, "is not a Member OUS uid like uid://A001/X1465/X3") from exc
+            add(u, "uid")
     if project_code:
         import pyvo
         code = project_code.strip()
@@ -127,24 +198,32 @@ def _mous_list(uids, project_code: str, queryfile: str, service: str) -> list[st
         table, _ = run_with_failover(service, lambda b: pyvo.dal.TAPService(f"{b}/tap").run_sync(q).to_table())
         if not len(table):
             raise TaskParameterError(TASK, "project_code", code, "has no Member OUS in the archive")
-        out += [str(u) for u in table["member_ous_uid"]]
+        for u in table["member_ous_uid"]:
+            add(u, "project_code")
     if queryfile:
-        if not os.path.exists(queryfile):
-            raise TaskParameterError(TASK, "queryfile", queryfile, "does not exist")
-        from astropy.table import Table
-        fmt = {".csv": "ascii.csv", ".tsv": "ascii.tab"}.get(Path(queryfile).suffix.lower(), "votable")
-        try:
-            table = Table.read(queryfile, format=fmt)
-        except Exception as exc:
-            raise TaskParameterError(TASK, "queryfile", queryfile, f"cannot be read as {fmt} ({exc})") from None
-        if "member_ous_uid" not in table.colnames:
-            raise TaskParameterError(TASK, "queryfile", queryfile, "has no member_ous_uid column (is it an "
-                                     "almaquery result?)")
-        out += [str(u) for u in table["member_ous_uid"]]
-    unique = list(dict.fromkeys(out))
-    if not unique:
-        raise TaskParameterError(TASK, "uid", uids, "give Member OUS uid(s), a project_code or a queryfile")
-    return unique
+        for u in _queryfile_uids(queryfile):
+            add(u, "queryfile")
+    if not out and required:
+        raise TaskParameterError(TASK, "uid", uids, "give Member OUS uid(s), a project_code, a queryfile or urls")
+    return out
+
+
+def _queryfile_uids(queryfile: str) -> list[str]:
+    """The member_ous_uid column of an almaquery result (VOTable, CSV, TSV): a regular file of bounded size."""
+    import io
+    from astropy.table import Table
+    if not os.path.exists(queryfile):
+        raise TaskParameterError(TASK, "queryfile", queryfile, "does not exist")
+    data = limits.read_bytes(queryfile, MAX_QUERYFILE)  # a FIFO or a device is refused, not waited on
+    fmt = {".csv": "ascii.csv", ".tsv": "ascii.tab"}.get(Path(queryfile).suffix.lower(), "votable")
+    try:
+        table = Table.read(io.BytesIO(data), format=fmt)
+    except Exception as exc:
+        raise TaskParameterError(TASK, "queryfile", queryfile, f"cannot be read as {fmt} ({exc})") from None
+    if "member_ous_uid" not in table.colnames:
+        raise TaskParameterError(TASK, "queryfile", queryfile, "has no member_ous_uid column (is it an "
+                                 "almaquery result?)")
+    return [str(u) for u in table["member_ous_uid"] if str(u).strip() and str(u) != "--"]
 
 
 def _credentials(username: str, base: str):
@@ -188,10 +267,12 @@ def _dest(outdir: Path, link) -> Path:
 
 
 def _bytes(text: str) -> int:
+    """'100MB', '2 GB', '1.5GiB', '0' as bytes (k, M, G, T, P: powers of 1000; with i: of 1024)."""
     m = _SIZE.match(str(text))
     if not m:
-        raise TaskParameterError(TASK, "reserve", text, "is not a size such as '100MB' or '2GB'")
-    return int(float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}[m.group(2).lower()])
+        raise TaskParameterError(TASK, "reserve", text, "is not a size such as '100MB', '2GB' or '1.5GiB'")
+    power = "kmgtp".find(m.group(2).lower()) + 1
+    return int(float(m.group(1)) * (1024 if m.group(3) else 1000) ** power)
 
 
 def _human(n: float) -> str:
@@ -205,12 +286,17 @@ def _log_listing(links, total: int, need: int, free: int) -> None:
     log.info(f"{'file':70s} {'role':10s} {'size':>10s}")
     for link in links:
         flag = "" if link.readable else "  (proprietary)"
-        log.info(f"{link.name[:70]:70s} {link.role:10s} {_human(link.size or 0):>10s}{flag}")
+        size = _human(link.size) if link.size is not None else "unknown"
+        log.info(f"{link.name[:70]:70s} {link.role:10s} {size:>10s}{flag}")
     log.info(f"{len(links)} file(s), {_human(total)}; still to download {_human(need)}; {_human(free)} free")
 
 
-def _unpack(outdir: Path, links) -> list[str]:
-    """Tars into the standard tree; README and single files into their Member OUS directory."""
+def _unpack(outdir: Path, links, failed: list) -> list[str]:
+    """Tars into the standard tree; README and single files into their Member OUS directory.
+
+    A tar refused by the safe extraction, or a file that cannot be placed, goes to *failed*; the rest
+    is unpacked.
+    """
     trees = {}
     for link in links:
         if link.is_tar:
@@ -218,7 +304,9 @@ def _unpack(outdir: Path, links) -> list[str]:
             try:
                 names = safe_extract(path, outdir)
             except UnsafeArchive as exc:
-                raise TaskParameterError(TASK, "unpack", str(path), str(exc)) from None
+                log.severe(f"not unpacked: {exc}")
+                failed.append({"name": link.name, "status": "refused", "error": str(exc)})
+                continue
             member_dirs = {n.split("/member.", 1)[0] + "/member." + n.split("/member.", 1)[1].split("/", 1)[0]
                            for n in names if "/member." in n}
             for d in member_dirs:
@@ -229,12 +317,14 @@ def _unpack(outdir: Path, links) -> list[str]:
             continue
         tree = trees.get(link.mous)
         if tree is None:
-            log.warn(f"{link.name}: no tar of {link.mous} was unpacked, so its tree is unknown; left in {outdir}")
+            log.warn(f"{link.name}: no tar of {link.mous or 'its Member OUS'} was unpacked, so its tree is unknown; "
+                     f"left in {outdir}")
             continue
-        rel = link.tree_path or link.name
-        target = Path(tree) / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(outdir / link.name, target)
+        try:
+            place_file(outdir / link.name, tree, link.tree_path or link.name)
+        except (UnsafeArchive, OSError) as exc:
+            log.severe(f"{link.name} not placed in {tree}: {exc}")
+            failed.append({"name": link.name, "status": "refused", "error": str(exc)})
     for mous, tree in trees.items():
         for sub in ("calibration", "log", "product", "qa", "raw", "script"):
             (Path(tree) / sub).mkdir(exist_ok=True)

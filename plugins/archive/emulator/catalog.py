@@ -71,6 +71,26 @@ def _synthetic(name: str, size: int) -> bytes:
     return bytes(out[:size])
 
 
+def fits_header(nbytes: int, extra: tuple[str, ...] = ()) -> bytes:
+    """A FITS primary header for *nbytes* of 8-bit data in one axis (blocks of 2880 bytes)."""
+    cards = ["SIMPLE  =                    T", "BITPIX  =                    8", "NAXIS   =                    1",
+             f"NAXIS1  = {nbytes:20d}", "ORIGIN  = 'almatools archive emulator'", *extra, "END"]
+    text = "".join(c.ljust(80) for c in cards)
+    return text.encode("ascii").ljust(-(-len(text) // 2880) * 2880, b" ")
+
+
+def _fits(name: str, size: int) -> bytes:
+    """A real FITS file of about *size* bytes whose data are :func:`_synthetic` bytes (so every byte is checked)."""
+    data = _synthetic(name, size)
+    return fits_header(len(data)) + data + bytes(-len(data) % 2880)
+
+
+def _gzip(name: str, size: int) -> bytes:
+    """A real gzip stream (mtime 0, so deterministic) of *size* synthetic bytes."""
+    import gzip
+    return gzip.compress(_synthetic(name, size), mtime=0)
+
+
 def _tar(members: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
@@ -91,14 +111,14 @@ def _delivery_files(m: Mous, workdir: Path) -> dict[str, dict[str, bytes]]:
         M = uid_path(m.mous)
         files = {f"member.{M}.README.txt": f"README of Member OUS {m.mous} ({m.project}).\n".encode(),
                  f"product/member.{M}.{m.rows[0]['target_name']}_sci.spw25.cube.I.pbcor.fits":
-                     _synthetic(m.mous + "cube", 300_000),
+                     _fits(m.mous + "cube", 300_000),
                  f"product/member.{M}.{m.rows[0]['target_name']}_sci.spw25.cube.I.pb.fits.gz":
-                     _synthetic(m.mous + "pb", 60_000),
+                     _gzip(m.mous + "pb", 60_000),
                  f"script/member.{M}.scriptForPI.py": b"# scriptForPI\n",
                  f"qa/member.{M}.qa2_report.html": b"<html>QA2 PASS</html>\n",
-                 f"log/member.{M}.{m.project}_{M}.log.tgz": _synthetic(m.mous + "log", 5_000)}
+                 f"log/member.{M}.{m.project}_{M}.log.tgz": _gzip(m.mous + "log", 5_000)}
         for eb in m.ebs:
-            files[f"calibration/{uid_path(eb)}.calibration.tgz"] = _synthetic(eb + "cal", 40_000)
+            files[f"calibration/{uid_path(eb)}.calibration.tgz"] = _gzip(eb + "cal", 40_000)
             files[f"script/{uid_path(eb)}.ms.scriptForCalibration.py"] = b"# scriptForCalibration\n"
     roles = {"readme": {}, "product": {}, "auxiliary": {}}
     for rel, data in files.items():
@@ -128,13 +148,16 @@ _FIELDS = """<FIELD name="ID" datatype="char" arraysize="*" ucd="meta.id;meta.ma
 <FIELD name="readable" datatype="boolean"><DESCRIPTION>the caller is allowed to use this link with the current authenticated identity</DESCRIPTION></FIELD>"""
 
 
+_QUOTE = {'"': "&quot;"}  # escape() leaves quotes alone; attribute values need them escaped
+
+
 def _votable(rows: list[tuple], services: list[tuple[str, str]]) -> str:
     trs = "\n".join("<TR>" + "".join(f"<TD>{escape(str(v))}</TD>" if v not in (None, "") else "<TD/>"
                                      for v in r) + "</TR>" for r in rows)
     res = "\n".join(
-        f'<RESOURCE type="meta" utype="adhoc:service" ID="{escape(sid)}">'
+        f'<RESOURCE type="meta" utype="adhoc:service" ID="{escape(sid, _QUOTE)}">'
         '<PARAM name="standardID" datatype="char" arraysize="*" value="ivo://ivoa.net/std/DataLink#links-1.0"/>'
-        f'<PARAM name="accessURL" datatype="char" arraysize="*" value="{escape(url)}"/></RESOURCE>'
+        f'<PARAM name="accessURL" datatype="char" arraysize="*" value="{escape(url, _QUOTE)}"/></RESOURCE>'
         for sid, url in services)
     return ('<?xml version="1.0" encoding="UTF-8"?>\n<VOTABLE xmlns="http://www.ivoa.net/xml/VOTable/v1.3" '
             f'version="1.4"><RESOURCE type="results"><TABLE>{_FIELDS}<DATA><TABLEDATA>\n{trs}\n'
@@ -147,10 +170,21 @@ def _datalink_name(ident: str) -> list[str]:
     return [quote(ident, safe=""), quote(ident, safe="/:")]
 
 
+def publishes_sizes(m: Mous) -> bool:
+    """Whether the emulator's DataLink gives *m*'s sizes and nginx its files' digests.
+
+    Real DataLink documents sometimes carry no sizes (``content_length`` -1) and the real
+    archive sends no digests, so about a third of the Member OUS (chosen by their uid, so
+    whatever the catalogue holds) are served that way; never the embedded example.
+    """
+    return m.example or hashlib.sha256(m.mous.encode()).digest()[0] % 3 != 0
+
+
 def build_site(root: str | os.PathLike, base_url: str) -> dict:
     """Write the web root (``datalink/``, ``dataPortal/``) and the ObsCore CSV; return a manifest.
 
-    The manifest maps every dataPortal file name to ``{"size", "sha256", "mous", "public"}``.
+    The manifest maps every dataPortal file name to ``{"size", "sha256", "mous", "public", "sized"}``;
+    ``sized`` is False for files whose DataLink row has no size and whose server answer no digest.
     """
     root = Path(root)
     portal, dl = root / "www" / "dataPortal", root / "www" / "datalink"
@@ -163,7 +197,7 @@ def build_site(root: str | os.PathLike, base_url: str) -> dict:
         target = (protected if not m.public else portal) / name
         target.write_bytes(data)
         manifest[name] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "mous": m.mous,
-                          "public": m.public}
+                          "public": m.public, "sized": publishes_sizes(m)}
         return f"{base_url}/dataPortal/{name}"
 
     def write_dl(ident: str, text: str) -> None:
@@ -179,17 +213,20 @@ def build_site(root: str | os.PathLike, base_url: str) -> dict:
         roles = _delivery_files(m, root)
         prefix, M = _tree_prefix(m), uid_path(m.mous)
         readable = "true" if m.public else "false"
+
+        def length(data: bytes) -> int:
+            return len(data) if publishes_sizes(m) else -1
         rows, services = [], []
         (readme_rel, readme), = roles["readme"].items()
         url = publish(f"member.{M}.README.txt", readme, m)
         rows.append((m.mous, url, "", "", "#documentation", f"Download documentation for ./{m.mous}|README.",
-                     "text/plain", len(readme), readable))
+                     "text/plain", length(readme), readable))
         for role, tarname, semantics in (("product", f"{m.project}_{M}_001_of_001.tar", "#this"),
                                          ("auxiliary", f"{m.project}_{M}_auxiliary.tar", "#auxiliary")):
             data = _tar({prefix + rel: b for rel, b in roles[role].items()})
             url = publish(tarname, data, m)
             rows.append((m.mous, url, "", "", semantics, f"Download dataset of type: {role}, and class: N/A.",
-                         "application/x-tar", len(data), readable))
+                         "application/x-tar", length(data), readable))
             listing_url = f"{base_url}/datalink/sync?ID={tarname}"
             if m.layout == "legacy":
                 rows.append((m.mous, listing_url, "", "", "#datalink", f"Contents of {tarname}",
@@ -204,17 +241,25 @@ def build_site(root: str | os.PathLike, base_url: str) -> dict:
                 u = publish(name, b, m)
                 kind = rel.split("/", 1)[0]
                 inner.append((tarname, u, "", "", semantics, f"Download dataset of type: {kind}, and class: "
-                              f"{kind.upper()}. path: {rel}", "application/octet-stream", len(b), readable))
+                              f"{kind.upper()}. path: {rel}", _media_type(name), length(b), readable))
             write_dl(tarname, _votable(inner, []))
         for eb in m.ebs:
             members = {prefix + rel: b for rel, b in roles["raw"].items() if uid_path(eb) in rel}
             data = _tar(members)
             url = publish(f"{m.project}_{uid_path(eb)}.asdm.sdm.tar", data, m)
             rows.append((m.mous, url, "", "", "#progenitor", "Download raw data of execution block " + eb,
-                         "application/x-tar", len(data), readable))
+                         "application/x-tar", length(data), readable))
         write_dl(m.mous, _votable(rows, services))
         m.files = {r[4]: r[1] for r in rows}
     return manifest
+
+
+def _media_type(name: str) -> str:
+    """The content_type the archive's DataLink gives a delivery file."""
+    low = name.lower()
+    return ("image/fits" if low.endswith(".fits") else "application/gzip" if low.endswith((".gz", ".tgz"))
+            else "text/html" if low.endswith(".html") else "text/plain" if low.endswith((".txt", ".py", ".dat"))
+            else "application/octet-stream")
 
 
 def _serve_recorded(m: Mous, base_url: str, write_dl) -> None:

@@ -19,6 +19,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import tarfile
 import time
 import urllib.request
 from pathlib import Path
@@ -92,12 +93,13 @@ def _ssha(password: str) -> str:
 class ArchiveEmulator:
     """The emulator's servers under *root*; ``rate`` is nginx's per-connection ``limit_rate`` (``0``: none)."""
 
-    def __init__(self, root: str | os.PathLike, rate: str = "0", username: str = "alice"):
+    def __init__(self, root: str | os.PathLike, rate: str = "0", username: str = "alice", slow_rate: int = 1 << 20):
         self.root = Path(root).resolve()
-        self.rate = rate
+        self.rate, self.slow_rate = rate, slow_rate
         self.username, self.password = username, secrets.token_urlsafe(12)
         self.procs: list[subprocess.Popen] = []
         self.faults: FaultProxy | None = None
+        self.slow: FaultProxy | None = None
         self.sourcecat: SourceCatalogueServer | None = None
         self.manifest: dict = {}
         self.url = self.faulty_url = ""
@@ -126,15 +128,20 @@ class ArchiveEmulator:
         self._start_nginx(timeout)
         self.faults = FaultProxy(self.nginx_port)
         self.faulty_url = f"http://127.0.0.1:{self.faults.port}"
+        # the same archive with every connection paced to slow_rate bytes/s, without nginx's per-request
+        # burst (limit_rate lets each request send its first second at once), like a real network path
+        self.slow = FaultProxy(self.nginx_port, rate=self.slow_rate)
+        self.slow_url = self.slow.url
         return self
 
     def stop(self) -> None:
         if self.sourcecat:
             self.sourcecat.stop()
             self.sourcecat = None
-        if self.faults:
-            self.faults.close()
-            self.faults = None
+        for proxy in (self.faults, self.slow):
+            if proxy:
+                proxy.close()
+        self.faults = self.slow = None
         for p in reversed(self.procs):
             p.terminate()
             try:
@@ -147,29 +154,60 @@ class ArchiveEmulator:
             self.database = ""
 
     def add_bulk_mous(self, mous: str, nfiles: int, size: int) -> list[str]:
-        """Publish *nfiles* product files of *size* bytes for a made-up *mous* (benchmarks)."""
-        from .catalog import _datalink_name, _votable
+        """Publish *nfiles* raw-data tars of about *size* bytes for a made-up *mous* (benchmarks, tests).
+
+        Each is a real tar (one member of synthetic bytes, then the end-of-archive blocks), written in
+        1 MiB blocks so gigabytes cost no memory; DataLink lists them with their sizes, nginx serves
+        them without a digest (like the real archive).
+        """
         portal = self.root / "www" / "dataPortal"
         block = hashlib.sha256(mous.encode()).digest() * (1 << 15)  # 1 MiB
+        M = mous.replace("uid://", "uid___").replace("/", "_")
         names, rows = [], []
         for k in range(nfiles):
-            name = f"member.{mous.replace('uid://', 'uid___').replace('/', '_')}.bench_part{k:02d}.fits"
-            with open(portal / name, "wb") as fh:
+            name = f"{M}.bench_part{k:02d}.asdm.sdm.tar"
+            path = portal / name
+            info = tarfile.TarInfo(f"raw/{M}.bench_part{k:02d}.bin")
+            info.size, info.mtime, info.mode = size, 1_600_000_000, 0o644
+            with open(path, "wb") as fh:
+                fh.write(info.tobuf(tarfile.GNU_FORMAT))
                 left = size
                 while left > 0:
                     piece = block[:left] if left < len(block) else block
-                    fh.write(bytes([k]) + piece[1:] if piece else piece)
+                    fh.write(bytes([k]) + piece[1:])
                     left -= len(piece)
-            portal.joinpath(name).chmod(0o644)
-            rows.append((mous, f"{URL_PLACEHOLDER}/dataPortal/{name}", "", "", "#this", "benchmark file",
-                         "application/fits", size, "true"))
+                fh.write(bytes(-size % 512 + 1024))
+            path.chmod(0o644)
+            rows.append((mous, f"{URL_PLACEHOLDER}/dataPortal/{name}", "", "", "#progenitor", "benchmark raw data",
+                         "application/x-tar", path.stat().st_size, "true"))
             names.append(name)
-        for ident in _datalink_name(mous):
-            p = self.root / "www" / "datalink" / f"{ident}.xml"
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(_votable(rows, []))
-            p.chmod(0o644)
+        self.add_datalink(mous, rows)
         return names
+
+    def add_datalink(self, ident: str, rows: list[tuple], services: list[tuple[str, str]] = ()) -> None:
+        """Serve a DataLink document for *ident*: rows of (ID, access_url, service_def, error_message,
+        semantics, description, content_type, content_length, readable); URLs may use ``URL_PLACEHOLDER``."""
+        from .catalog import _datalink_name, _votable
+        for name in _datalink_name(ident):
+            p = self.root / "www" / "datalink" / f"{name}.xml"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(_votable(rows, list(services)))
+            p.chmod(0o644)
+
+    def access_log(self) -> list[dict]:
+        """nginx's access log so far: one dict per request (time, duration, method, path, status, bytes, range,
+        user, port), so tests can count what the server really sent."""
+        out = []
+        path = self.root / "nginx" / "access.log"
+        for line in path.read_text(errors="replace").splitlines() if path.exists() else ():
+            parts = line.split("\t")
+            if len(parts) != 9:
+                continue
+            end, duration, method, uri, status, sent, rng, user, port = parts
+            out.append({"end": float(end), "start": float(end) - float(duration), "method": method, "path": uri,
+                        "status": int(status), "bytes": int(sent), "range": "" if rng == "-" else rng,
+                        "user": "" if user == "-" else user, "port": int(port)})
+        return out
 
     def file_path(self, name: str) -> Path:
         """Where a dataPortal file lies on disk (to compare downloads with)."""
@@ -239,7 +277,7 @@ class ArchiveEmulator:
         (self.root / "htpasswd").write_text(f"{self.username}:{_ssha(self.password)}\n")
         # RFC 9530 digests of every file, so clients can verify content and not just size
         digests = "\n".join(f'        "/dataPortal/{name}" "sha-256=:{base64.b64encode(bytes.fromhex(v["sha256"])).decode()}:";'
-                             for name, v in self.manifest.items())
+                             for name, v in self.manifest.items() if v["sized"])
         conf = self.root / "nginx.conf"
         user = "user root;\n" if os.geteuid() == 0 else ""
         conf.write_text(f"""{user}worker_processes 2;
@@ -248,17 +286,24 @@ pid {self.root}/nginx/nginx.pid;
 error_log {self.root}/nginx/error.log warn;
 events {{ worker_connections 256; }}
 http {{
-    access_log {self.root}/nginx/access.log;
+    log_format almatools "$msec\t$request_time\t$request_method\t$uri\t$status\t$body_bytes_sent\t$http_range\t$remote_user\t$server_port";
+    access_log {self.root}/nginx/access.log almatools;
     client_body_temp_path {self.root}/nginx/body; proxy_temp_path {self.root}/nginx/proxy;
     fastcgi_temp_path {self.root}/nginx/fcgi; uwsgi_temp_path {self.root}/nginx/uwsgi;
     scgi_temp_path {self.root}/nginx/scgi;
-    types {{ application/x-tar tar; text/plain txt; application/x-votable+xml xml; }}
+    types {{ application/x-tar tar; text/plain txt py dat; application/x-votable+xml xml; image/fits fits;
+             application/gzip gz tgz; text/html html; application/pdf pdf; image/png png; }}
     default_type application/octet-stream;
     sendfile on;
     map_hash_bucket_size 256;
     map $uri $repr_digest {{
         default "";
 {digests}
+    }}
+    # the file name for Content-Disposition, as the archive's dataPortal sends it
+    map $uri $file_name {{
+        default "";
+        "~^/dataPortal/(?:proprietary/)?(?<base>[^/]+)$" $base;
     }}
     server {{
         listen 127.0.0.1:{self.nginx_port};
@@ -277,6 +322,7 @@ http {{
         location /dataPortal/ {{
             limit_rate {self.rate};
             add_header Repr-Digest $repr_digest;
+            add_header Content-Disposition 'attachment; filename="$file_name"';
             try_files $uri @proprietary;
         }}
         location @proprietary {{
@@ -284,7 +330,12 @@ http {{
             auth_basic_user_file {self.root}/htpasswd;
             limit_rate {self.rate};
             add_header Repr-Digest $repr_digest;
+            add_header Content-Disposition 'attachment; filename="$file_name"';
             rewrite ^/dataPortal/(.*)$ /dataPortal/proprietary/$1 break;
+        }}
+        # /redirect/<ip>:<port>/<path>: a 302 to another host, as a mirror hands a download on
+        location ~ "^/redirect/(?<to_host>[0-9.]+:[0-9]+)/(?<to_path>.*)$" {{
+            return 302 http://$to_host/$to_path;
         }}
     }}
 }}
