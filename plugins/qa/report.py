@@ -202,6 +202,14 @@ def _table(headers: list[str], rows: list[list], cls: str = "sortable", numeric:
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
+def _flux_table(fluxes: list[dict]) -> str:
+    """Calibrator flux densities as the file gives them (model values and measured ones)."""
+    return "<p>Calibrator flux densities:</p>" + _table(
+        ["origin", "kind", "field", "spw", "frequency (GHz)", "flux (Jy)", "error (Jy)"],
+        [[f["origin"], f["kind"], f["field"], f["spw"], _num(f["freq_hz"], ".6g", 1e-9), _num(f["flux_jy"], ".5g"),
+          _num(f["error_jy"], ".3g")] for f in fluxes], numeric={4, 5, 6})
+
+
 def write_html(path: Path, result: dict, cards: list[dict]) -> str:
     """The report page; *cards* hold per image ``{"row", "thumbnail", "spectrum"}`` (PNG names relative to the page)."""
     r = result
@@ -241,6 +249,14 @@ def write_html(path: Path, result: dict, cards: list[dict]) -> str:
             parts.append("<details><summary>All stages</summary>" + _table(["stage", "task", "score", "message"], [
                 [s["number"], s["name"], _num(s["score"], ".3g"), s["reason"]] for s in aq["stages"]], numeric={0, 2})
                 + "</details>")
+        if aq["sensitivities"]:
+            parts.append("<p>Sensitivities:</p>" + _table(
+                ["stage", "field", "spw", "mode", "bandwidth (MHz)", "theoretical (mJy/beam)", "observed (mJy/beam)"],
+                [[x["origin"], x["field"], x["spw"], x["bwmode"], _num(x["bandwidth_hz"], ".4g", 1e-6),
+                  _num(x["theoretical_jy"], ".4g", 1e3), _num(x["observed_jy"], ".4g", 1e3)]
+                 for x in aq["sensitivities"]], numeric={4, 5, 6}))
+        if aq["fluxes"]:
+            parts.append(_flux_table(aq["fluxes"]))
     if not r.get("aqua"):
         parts.append("<p>No AQUA report in this delivery (manual calibration, or a pipeline before Cycle 5).</p>")
     for q in r.get("qa2", []):
@@ -250,6 +266,11 @@ def write_html(path: Path, result: dict, cards: list[dict]) -> str:
             parts.append(_table(keys, [[eb.get(k, "") for k in keys] for eb in q["execution_blocks"]]))
         if q["rms"]:
             parts.append(_table(["quantity", "value"], [[k, v] for k, v in q["rms"].items()], cls="summary"))
+        if q["spws"]:
+            keys = [k for k in q["spws"][0] if k != "where"]
+            parts.append(_table(keys, [[row.get(k, "") for k in keys] for row in q["spws"]]))
+        if q["fluxes"]:
+            parts.append(_flux_table(q["fluxes"]))
     parts.append("<h2>Inventory</h2>")
     parts.append(_table(["file", "target", "intent", "spws", "mode", "term", "kind", "shape", "frequency (GHz)",
                          "beam (arcsec)", "size (MB)"],
