@@ -272,10 +272,13 @@ def _raw_fits_planes(img: ImageFile, pol: int) -> Iterator[tuple[int, np.ndarray
     try:
         for chan in range(img.nchan):
             offset = img._axes["data_loc"] + _plane_index(img, chan, pol) * nbytes
-            data = os.pread(fd, nbytes, offset)
-            if len(data) != nbytes:
-                raise ImageReadError(f"{img.path}: plane {chan} ends early ({len(data)} of {nbytes} bytes)")
-            yield chan, np.frombuffer(data, dtype=dtype).astype(np.float32).reshape(ny, nx)
+            buffer = np.empty(nx * ny, dtype=dtype)  # the file's bytes land here, then turn native in place
+            got = os.preadv(fd, [buffer], offset)
+            if got != nbytes:
+                raise ImageReadError(f"{img.path}: plane {chan} ends early ({got} of {nbytes} bytes)")
+            buffer.byteswap(inplace=True)
+            plane = buffer.view(dtype.newbyteorder("="))
+            yield chan, (plane if itemsize == 4 else plane.astype(np.float32)).reshape(ny, nx)
     finally:
         os.close(fd)
 
