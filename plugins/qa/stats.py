@@ -18,6 +18,10 @@ rms are listed as noisy; channels with no valid pixel as blank.
 from __future__ import annotations
 
 import math
+import os
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +35,10 @@ __all__ = ["robust_start", "truncation_factor", "dilate", "noise_region", "plane
 MIN_PIXELS = 20
 #: size of the subsample the robust start is computed on
 SUBSAMPLE = 20_000
+#: threads measuring channels at once (numpy releases the GIL; the machine's cores, at most 4)
+WORKERS = max(1, min(4, os.cpu_count() or 1))
+#: planes waiting for a thread take at most this much memory
+IN_FLIGHT_BYTES = 256 * 2**20
 #: the robust start of a plane looks at about this many region pixels, evenly spread (the full clip follows)
 SAMPLE_PIXELS = 4000
 #: pixels this many σ from the mean seed the source mask (noise reaches it once in ~2 million pixels)
@@ -136,10 +144,18 @@ class _Region:
         # a regular subsample of about SAMPLE_PIXELS region pixels for the robust start
         self.step = max(1, int(math.sqrt(int(self.mask.sum()) / SAMPLE_PIXELS)))
         self.sample = self.mask[::self.step, ::self.step]
-        # work arrays reused channel after channel (no page faults from fresh allocations)
-        self.dev = np.empty(self.mask.shape, dtype=np.float32)
-        self.keep = np.empty(self.mask.shape, dtype=bool)
-        self.seeds = np.empty(self.mask.shape, dtype=bool)
+
+    def work_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """This thread's work arrays for the region's box, reused channel after channel (no page faults)."""
+        arrays = getattr(_THREAD, "arrays", None)
+        if arrays is None or arrays[0].shape != self.mask.shape:
+            arrays = (np.empty(self.mask.shape, dtype=np.float32), np.empty(self.mask.shape, dtype=bool),
+                      np.empty(self.mask.shape, dtype=bool))
+            _THREAD.arrays = arrays
+        return arrays
+
+
+_THREAD = threading.local()
 
 
 def plane_rms(flat: np.ndarray, region: _Region, clip: float, beam_pix: int) -> tuple[float, int]:
@@ -156,7 +172,7 @@ def plane_rms(flat: np.ndarray, region: _Region, clip: float, beam_pix: int) -> 
     mu, sd = robust_start(sample, clip)
     if not sd > 0:
         return (0.0, int(region.mask.sum())) if sd == 0 else (math.nan, 0)
-    dev, keep, seeds = region.dev, region.keep, region.seeds
+    dev, keep, seeds = region.work_arrays()
     with np.errstate(invalid="ignore"):
         np.subtract(box, np.float32(mu), out=dev)
         np.abs(dev, out=dev)
@@ -207,32 +223,50 @@ def measure_image(image: ImageFile, pb: ImageFile | None, *, corrected: bool, pb
     last_pb = None
     pb_keep = None
     best = (-np.inf, (0, 0), math.nan)
-    flat_buffer = np.empty((ny, nx), dtype=np.float32)
     pairs = zip(image.planes(), pb_planes)
-    if image.format != "casa" and (pb is None or pb.format != "casa"):
+    threaded = image.format != "casa" and (pb is None or pb.format != "casa")
+    if threaded:
         pairs = prefetch(pairs)  # file reads overlap the statistics; casatools stays on the calling thread
-    for (chan, plane), pb_plane in pairs:
-        flat = plane
-        if pb_plane is not None:
-            if pb_plane is not last_pb and (last_pb is None or not _same_plane(pb_plane, last_pb)):
-                region = _Region((ny, nx), pb_plane, pbmin, edge)
-            last_pb = pb_plane
-            if corrected:
-                flat = np.multiply(plane, pb_plane, out=flat_buffer)
-            if chan == nchan // 2 or pb_keep is None:
-                pb_keep = pb_plane
-        rms[chan], npix[chan] = plane_rms(flat, region, clip, int(beam_pix[chan]))
-        top = _peak(flat)
+    # channels are measured by WORKERS threads (numpy releases the GIL); at most IN_FLIGHT_BYTES of planes wait
+    in_flight = max(1, min(4 * WORKERS, IN_FLIGHT_BYTES // max(1, nx * ny * 4 * 3)))
+    pending: deque = deque()
+
+    def collect(item):
+        nonlocal best
+        chan, future = item
+        rms[chan], npix[chan], top, plane, flat = future.result()
         if math.isfinite(top):
             peak[chan] = top
-            if top > best[0]:
+            if top > best[0]:  # where, only for a new best (rare after the first channels)
                 at = int(np.nanargmax(flat))
                 best = (top, (at % nx, at // nx), float(plane.flat[at]))
             if keep_map:
                 np.fmax(peakmap, flat, out=peakmap)
         if progress is not None:
             progress.update(1)
+
+    with ThreadPoolExecutor(max_workers=WORKERS if threaded else 1) as pool:
+        for (chan, plane), pb_plane in pairs:
+            if pb_plane is not None:
+                if pb_plane is not last_pb and (last_pb is None or not _same_plane(pb_plane, last_pb)):
+                    region = _Region((ny, nx), pb_plane, pbmin, edge)
+                last_pb = pb_plane
+                if chan == nchan // 2 or pb_keep is None:
+                    pb_keep = pb_plane
+            pending.append((chan, pool.submit(_channel, plane, pb_plane if corrected else None, region, clip,
+                                              int(beam_pix[chan]))))
+            while len(pending) > in_flight:
+                collect(pending.popleft())
+        while pending:
+            collect(pending.popleft())
     return Measurement(rms, npix, peak, best[2], peakmap, pb_keep, region.mask, best[1], notes)
+
+
+def _channel(plane: np.ndarray, pb_plane: np.ndarray | None, region: _Region, clip: float, beam_pix: int):
+    """One channel's numbers: (rms, pixels used, peak, the plane, the flat-noise plane)."""
+    flat = plane if pb_plane is None else np.multiply(plane, pb_plane)
+    rms, npix = plane_rms(flat, region, clip, beam_pix)
+    return rms, npix, _peak(flat), plane, flat
 
 
 def _same_plane(a: np.ndarray, b: np.ndarray) -> bool:

@@ -21,8 +21,9 @@ from .verdict import expected_dr, expected_rms, verdict
 __all__ = ["qacheck"]
 
 TASK = "qacheck"
-#: one plane's pixels may take this many times their size in working arrays (flat image, masks, copies)
-PLANE_WORK_FACTOR = 12
+#: one plane's pixels may take this many times their size in memory (the planes queued for and held by the
+#: measuring threads, each with its pb and flat-noise copy, and their work arrays)
+PLANE_WORK_FACTOR = 20
 _MEASURED_KINDS = ("pbcor", "image")
 
 
