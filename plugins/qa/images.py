@@ -32,12 +32,14 @@ import numpy as np
 
 from almatools.errors import AlmatoolsError
 
-__all__ = ["ImageFile", "ImageReadError", "open_image", "FITS_FRAMES", "prefetch"]
+__all__ = ["ImageFile", "ImageReadError", "open_image", "FITS_FRAMES", "prefetch", "native"]
 
 #: FITS SPECSYS → CASA frame names (what the frames plugin speaks)
 FITS_FRAMES = {"LSRK": "LSRK", "BARYCENT": "BARY", "TOPOCENT": "TOPO", "GEOCENTR": "GEO", "LSRD": "LSRD",
                "GALACTOC": "GALACTO", "LOCALGRP": "LGROUP", "CMBDIPOL": "CMB", "SOURCE": "REST"}
 _ARCSEC_PER_RAD = 180 / math.pi * 3600
+#: the most bytes of consecutive planes read in one system call
+READ_BYTES = 32 * 2**20
 
 
 class ImageReadError(AlmatoolsError):
@@ -79,12 +81,16 @@ class ImageFile:
     def channel_width_hz(self) -> float:
         return float(abs(np.median(np.diff(self.freqs_hz)))) if self.nchan > 1 else float(self._axes.get("width", 0))
 
-    def planes(self, pol: int = 0) -> Iterator[tuple[int, np.ndarray]]:
-        """``(channel, plane)`` for every channel, plane as float32 ``[ny, nx]``, masked pixels NaN."""
+    def planes(self, pol: int = 0, native: bool = True) -> Iterator[tuple[int, np.ndarray]]:
+        """``(channel, plane)`` for every channel, plane as float32 ``[ny, nx]``, masked pixels NaN.
+
+        :param native: False lets plain FITS planes come in the file's big-endian order, to be turned
+            native by :func:`native` where the work is (another thread); every plane is a fresh array.
+        """
         if self.format == "casa":
             yield from _casa_planes(self, pol)
         elif self._axes.get("raw"):
-            yield from _raw_fits_planes(self, pol)
+            yield from _raw_fits_planes(self, pol, native)
         else:
             yield from _section_fits_planes(self, pol)
 
@@ -263,22 +269,42 @@ def _plane_index(img: ImageFile, chan: int, pol: int) -> int:
     return index
 
 
-def _raw_fits_planes(img: ImageFile, pol: int) -> Iterator[tuple[int, np.ndarray]]:
+def native(plane: np.ndarray) -> np.ndarray:
+    """*plane* as native-order float32: a big-endian plane (its own fresh array) is swapped in place."""
+    if plane.dtype.byteorder == ">":
+        plane.byteswap(inplace=True)
+        plane = plane.view(plane.dtype.newbyteorder("="))
+    return plane if plane.dtype == np.float32 else plane.astype(np.float32)
+
+
+def _raw_fits_planes(img: ImageFile, pol: int, native_order: bool = True) -> Iterator[tuple[int, np.ndarray]]:
+    """Planes read with ``preadv``: runs of consecutive planes (up to :data:`READ_BYTES`) in one call, so
+    two files read side by side (an image and its pb) still reach the disk as long sequential reads."""
     nx, ny = img.shape[0], img.shape[1]
     itemsize = abs(img._axes["bitpix"]) // 8
     dtype = np.dtype(">f4" if itemsize == 4 else ">f8")
     nbytes = nx * ny * itemsize
+    per_read = max(1, READ_BYTES // nbytes)
     fd = os.open(img.path, os.O_RDONLY)
+    if hasattr(os, "posix_fadvise"):  # planes are read front to back: let the kernel read far ahead
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
     try:
-        for chan in range(img.nchan):
-            offset = img._axes["data_loc"] + _plane_index(img, chan, pol) * nbytes
-            buffer = np.empty(nx * ny, dtype=dtype)  # the file's bytes land here, then turn native in place
-            got = os.preadv(fd, [buffer], offset)
-            if got != nbytes:
-                raise ImageReadError(f"{img.path}: plane {chan} ends early ({got} of {nbytes} bytes)")
-            buffer.byteswap(inplace=True)
-            plane = buffer.view(dtype.newbyteorder("="))
-            yield chan, (plane if itemsize == 4 else plane.astype(np.float32)).reshape(ny, nx)
+        chan = 0
+        while chan < img.nchan:
+            first = img._axes["data_loc"] + _plane_index(img, chan, pol) * nbytes
+            run = 1  # how many of the next planes follow each other in the file
+            while (run < per_read and chan + run < img.nchan
+                   and img._axes["data_loc"] + _plane_index(img, chan + run, pol) * nbytes == first + run * nbytes):
+                run += 1
+            buffers = [np.empty(nx * ny, dtype=dtype) for _ in range(run)]  # fresh arrays, turned native in place
+            got = os.preadv(fd, buffers, first)
+            if got != run * nbytes:
+                raise ImageReadError(f"{img.path}: plane {chan + got // nbytes} ends early "
+                                     f"({got % nbytes} of {nbytes} bytes)")
+            for k, buffer in enumerate(buffers):
+                plane = buffer.reshape(ny, nx)
+                yield chan + k, native(plane) if native_order else plane
+            chan += run
     finally:
         os.close(fd)
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .images import ImageFile, prefetch
+from .images import ImageFile, native, prefetch
 
 __all__ = ["robust_start", "truncation_factor", "dilate", "noise_region", "plane_rms", "measure_image",
            "Measurement"]
@@ -223,10 +223,13 @@ def measure_image(image: ImageFile, pb: ImageFile | None, *, corrected: bool, pb
     last_pb = None
     pb_keep = None
     best = (-np.inf, (0, 0), math.nan)
-    pairs = zip(image.planes(), pb_planes)
     threaded = image.format != "casa" and (pb is None or pb.format != "casa")
     if threaded:
-        pairs = prefetch(pairs)  # file reads overlap the statistics; casatools stays on the calling thread
+        # the image and its pb are read by two threads while others measure (casatools stays on this one);
+        # image planes arrive in the file's byte order and are turned native by the measuring thread
+        pairs = zip(prefetch(image.planes(native=False)), prefetch(pb_planes))
+    else:
+        pairs = zip(image.planes(), pb_planes)
     # channels are measured by WORKERS threads (numpy releases the GIL); at most IN_FLIGHT_BYTES of planes wait
     in_flight = max(1, min(4 * WORKERS, IN_FLIGHT_BYTES // max(1, nx * ny * 4 * 3)))
     pending: deque = deque()
@@ -264,6 +267,7 @@ def measure_image(image: ImageFile, pb: ImageFile | None, *, corrected: bool, pb
 
 def _channel(plane: np.ndarray, pb_plane: np.ndarray | None, region: _Region, clip: float, beam_pix: int):
     """One channel's numbers: (rms, pixels used, peak, the plane, the flat-noise plane)."""
+    plane = native(plane)
     flat = plane if pb_plane is None else np.multiply(plane, pb_plane)
     rms, npix = plane_rms(flat, region, clip, beam_pix)
     return rms, npix, _peak(flat), plane, flat
