@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import tarfile
 import textwrap
 from pathlib import Path
@@ -24,7 +25,7 @@ from .io import atomic_write
 
 __all__ = ["build_member_ous", "member_ous_dir", "PROJECT", "SGOUS", "GOUS", "MOUS", "EXECBLOCKS",
            "TARGET", "TARGET_DIRECTION", "CALIBRATORS", "CONTDAT", "CASA_VERSION", "PIPELINE_VERSION",
-           "MANUAL_CASA_VERSION", "uid_path", "FLUX_CSV", "LISTOBS", "AQUA_REPORT"]
+           "MANUAL_CASA_VERSION", "uid_path", "FLUX_CSV", "LISTOBS", "AQUA_REPORT", "QA2_TEXT"]
 
 PROJECT = "2019.1.00001.S"
 SGOUS = "uid://A001/X1465/X1"
@@ -106,6 +107,69 @@ Spectral Windows:  (2 unique spectral windows and 1 unique polarization setups)
   27     X1#ALMA_RB_06#BB_2#SW-01#FULL_RES    128   TOPO  231007.812     15625.000   2000000.0 231999.9995        2  XX  YY
 Sources: 8
 """
+#: the stages of the example's pipeline run (its casa_pipescript) with their representative score, message and
+#: metric, in the AQUA layout of pipeline 2022+ (RepresentativeScore/SubScore with Metric and DataSelection)
+AQUA_STAGES = [
+    ("hifa_importdata", 1.0, "No missing target intent", ("MissingIntentsMark", "0", "")),
+    ("hifa_flagdata", 0.94, "6.2% data flagged", ("%DataFlagged", "6.2", "%")),
+    ("hifa_fluxcalflag", 1.0, "No flux calibrator lines flagged", ("FluxCalFlagged", "0", "")),
+    ("hif_rawflagchans", 1.0, "No extra data flagged", ("%DataFlagged", "0.0", "%")),
+    ("hif_refant", 1.0, "Reference antenna DA45 chosen", ("RefAnt", "DA45", "")),
+    ("h_tsyscal", 1.0, "No Tsys channels flagged", ("TsysFlagged", "0", "")),
+    ("hifa_tsysflag", 0.82, "7.5% of Tsys data flagged (DV10 high Tsys in spw 25)", ("%TsysFlagged", "7.5", "%")),
+    ("hifa_antpos", 1.0, "No antenna position corrections", ("AntposCorrections", "0", "")),
+    ("hifa_wvrgcalflag", 0.5, "Phase rms improvement by the WVR correction only 1.04 for uid___A002_Xf1e1d3_X1a2b.ms",
+     ("PhaseRmsRatio", "1.04", "")),
+    ("hif_lowgainflag", 1.0, "No antennas flagged", ("%DataFlagged", "0.0", "%")),
+    ("hif_setmodels", 1.0, "Models set for the flux and bandpass calibrator", ("ModelsSet", "2", "")),
+    ("hifa_bandpassflag", 0.9, "1.2% of the calibrator data flagged", ("%DataFlagged", "1.2", "%")),
+    ("hifa_spwphaseup", 1.0, "Phase calibrator SNR above 32 in every spw", ("PhaseSNR", "32", "")),
+    ("hifa_gfluxscaleflag", 1.0, "No outliers flagged", ("%DataFlagged", "0.0", "%")),
+    ("hifa_gfluxscale", 0.95, "Check source J1147-3812 flux 1.3% from the catalogue", ("FluxRatio", "0.987", "")),
+    ("hifa_timegaincal", 0.88, "Phase offsets of the check source 15.1 deg (spw 27)", ("PhaseOffset", "15.1", "deg")),
+    ("hif_applycal", 0.91, "Amplitude outliers in spw 25 of DV10", ("%DataFlagged", "0.4", "%")),
+    ("hifa_imageprecheck", 1.0, "Representative resolution and sensitivity achievable", ("BeamRatio", "1.02", "")),
+    ("hif_makeimlist", 1.0, "Calibrator images listed", ("NImages", "4", "")),
+    ("hif_makeimages", 0.85, "Calibrator images made", ("NImages", "4", "")),
+    ("hif_findcont", 0.83, "Continuum found in 2 of 2 spws; spw 25 LOWBANDWIDTH", ("ContSpws", "2", "")),
+    ("hif_uvcontsub", 1.0, "Continuum subtracted", ("NFits", "2", "")),
+    ("hif_makeimlist", 1.0, "Target cube images listed", ("NImages", "1", "")),
+    ("hif_makeimages", 0.67, "TW_Hya spw 25 cube: rms 1.02 x theoretical, strong line emission near the edge",
+     ("RmsRatio", "1.02", "")),
+    ("hifa_exportdata", 1.0, "Products exported", ("NProducts", "4", "")),
+]
+#: the pipeline's sensitivities: (field, spw, bwmode, bandwidth Hz, beam arcsec, cell arcsec, Jy/beam, is representative)
+#: hifa_imageprecheck's are estimates (the representative bandwidth of spw 25, the aggregate of 25 and 27); in
+#: pipelines before 2025 hif_makeimages reports its images' measured rms in the same attribute
+AQUA_SENSITIVITIES = {
+    "hifa_imageprecheck": [(TARGET, "25", "repBW", 24.0e6, (0.62, 0.47, 80.0), (0.1, 0.1), 1.35e-3, True),
+                           (TARGET, "25,27", "aggBW", 2.23e9, (0.62, 0.47, 80.0), (0.1, 0.1), 1.1e-3, False)],
+    "hif_makeimages": [(TARGET, "25", "cube", 12.0e6, (0.62, 0.47, 80.0), (0.1, 0.1), 2.05e-3, True),
+                       (TARGET, "25,27", "mfs", 3.75e9, (0.62, 0.47, 80.0), (0.1, 0.1), 2.1e-3, False)],
+}
+
+
+def _aqua_stage(number, task, score, reason, metric) -> str:
+    name, value, units = metric
+    return (f'    <Stage Number="{number}" Name="{task}">\n'
+            f'      <RepresentativeScore Score="{score}" Reason="{reason}">\n'
+            f'        <Metric Name="{name}" Value="{value}" Units="{units}"/>\n'
+            f'        <DataSelection Asdm="{uid_path(EXECBLOCKS[0])}" Session="session_1" Spw="N/A" Intent="N/A"/>\n'
+            f'      </RepresentativeScore>\n'
+            f'      <SubScore Score="{score}" Reason="{reason}">\n'
+            f'        <Metric Name="{name}" Value="{value}" Units="{units}"/>\n'
+            f'        <DataSelection Asdm="{uid_path(EXECBLOCKS[0])}" Session="session_1" Spw="N/A" Intent="N/A"/>\n'
+            f'      </SubScore>\n'
+            f'    </Stage>\n')
+
+
+def _aqua_sensitivity(field, spw, bwmode, bandwidth, beam, cell, jy, representative) -> str:
+    return (f'          <Sensitivity Array="12m" BandwidthHz="{bandwidth}" EffectiveBandwidthHz="{bandwidth}" '
+            f'BeamMajArcsec="{beam[0]}" BeamMinArcsec="{beam[1]}" BeamPosAngDeg="{beam[2]}" BwMode="{bwmode}" '
+            f'CellXArcsec="{cell[0]}" CellYArcsec="{cell[1]}" Intent="TARGET" Field="{field}" Robust="0.5" '
+            f'UVTaper="[]" SensitivityJyPerBeam="{jy}" MsSpwId="{spw}" IsRepresentative="{representative}"/>\n')
+
+
 #: the pipeline's AQUA report: the catalogue values hifa_importdata used and what hifa_gfluxscale derived
 AQUA_REPORT = f"""<?xml version="1.0" ?>
 <PipelineAquaReport>
@@ -117,9 +181,13 @@ AQUA_REPORT = f"""<?xml version="1.0" ?>
   </ProjectStructure>
   <QaSummary>
     <ReportDate>2023-10-14 13:40:12</ReportDate>
+    <ProcessingTime>3:28:41</ProcessingTime>
     <CasaVersion>{CASA_VERSION}</CasaVersion>
     <PipelineVersion>{PIPELINE_VERSION}</PipelineVersion>
+    <FinalScore>Undefined</FinalScore>
   </QaSummary>
+  <QaPerStage>
+{"".join(_aqua_stage(n, task, score, reason, metric) for n, (task, score, reason, metric) in enumerate(AQUA_STAGES, 1))}  </QaPerStage>
   <QaPerTopic>
     <Dataset Score="0.9">
       <FluxMeasurements>
@@ -129,6 +197,10 @@ AQUA_REPORT = f"""<?xml version="1.0" ?>
                                        ("J1126-3828", 25, "0.449000", "230.031505"), ("J1126-3828", 27, "0.447200", "231.999999"),
                                        ("J1147-3812", 25, "0.492000", "230.031505"), ("J1147-3812", 27, "0.489900", "231.999999")))}        </FluxMeasurements>
       </FluxMeasurements>
+      <ImageSensitivity>
+        <SensitivityEstimates Origin="hifa_imageprecheck" StageNumber="18" Score="1.0">
+{"".join(_aqua_sensitivity(*row) for row in AQUA_SENSITIVITIES["hifa_imageprecheck"])}        </SensitivityEstimates>
+      </ImageSensitivity>
     </Dataset>
     <Calibration Score="0.95">
       <FluxMeasurements>
@@ -138,8 +210,71 @@ AQUA_REPORT = f"""<?xml version="1.0" ?>
                                             ("J1147-3812", 25, "0.485100", "0.003000", "230.031505"), ("J1147-3812", 27, "0.483700", "0.003400", "231.999999")))}        </FluxMeasurements>
       </FluxMeasurements>
     </Calibration>
+    <Imaging Score="0.67">
+      <ImageSensitivity>
+        <ImageSensitivities Origin="hif_makeimages" StageNumber="24" Score="0.67">
+{"".join(_aqua_sensitivity(*row) for row in AQUA_SENSITIVITIES["hif_makeimages"])}        </ImageSensitivities>
+      </ImageSensitivity>
+    </Imaging>
   </QaPerTopic>
 </PipelineAquaReport>
+"""
+
+
+#: the QA2 analyst's text file of the manual (Cycle 4) calibration, one per execution block: the listobs-style
+#: summary of the split MS, the spw table, fluxscale's results, the execution blocks with baselines, AR and MRS,
+#: and the RMS and beam at the representative frequency (manual generation; see almatools.delivery.qa2text)
+QA2_TEXT = f"""###########################################################################
+ QA2 REPORT  {PROJECT}  Member ObsUnitSet {MOUS}
+ Execution block {EXECBLOCKS[0]}   analyst: example   2017-03-02
+###########################################################################
+
+SUMMARY INFORMATION FOR {uid_path(EXECBLOCKS[0])}.ms.split
+================================================================================
+           MeasurementSet Name:  /data/{uid_path(EXECBLOCKS[0])}.ms.split      MS Version 2
+================================================================================
+   Observer: example     Project: {GOUS}
+   Observed from   01-Jan-2017/02:24:00.0   to   01-Jan-2017/03:31:00.0 (UTC)
+
+SCAN LISTING
+  Date        Timerange (UTC)          Scan  FldId FieldName             nRows     SpwIds   Average Interval(s)    ScanIntent
+  01-Jan-2017/02:24:00.0 - 02:31:00.0     1      0 J1058+0133               15120  [0,1]  [6.05, 6.05] [CALIBRATE_BANDPASS#ON_SOURCE]
+              02:33:00.0 - 02:34:00.0     2      1 J1126-3828                2160  [0,1]  [6.05, 6.05] [CALIBRATE_PHASE#ON_SOURCE]
+              02:35:00.0 - 02:38:00.0     3      2 Titan                     6480  [0,1]  [6.05, 6.05] [CALIBRATE_AMPLI#ON_SOURCE,CALIBRATE_FLUX#ON_SOURCE]
+              02:40:00.0 - 03:20:00.0     4      3 {TARGET}                  134400  [0,1]  [6.05, 6.05] [OBSERVE_TARGET#ON_SOURCE]
+              03:30:00.0 - 03:31:00.0     5      1 J1126-3828                2160  [0,1]  [6.05, 6.05] [CALIBRATE_PHASE#ON_SOURCE]
+
+FIELD INFORMATION
+Fields: 4
+  ID   Code Name                RA               Decl           Epoch   SrcId      nRows
+  0    none J1058+0133          10:58:29.605200 +01.33.58.82400 J2000   0          15120
+  1    none J1126-3828          11:26:39.110700 -38.28.48.60000 J2000   1           4320
+  2    none Titan               11:05:02.000000 +05.12.11.00000 J2000   2           6480
+  3    none {TARGET}              11:01:51.900000 -34.42.17.00000 J2000   3         134400
+
+FREQUENCY INFORMATION
+ SpwID  #Chans  FirstFreq(GHz)  LastFreq(GHz)  BandWidth(MHz)  ChanWidth(MHz)  ChanWidth(km/s)  POLN
+     0    3840       229.56274       230.50000         937.500         0.24414            0.318  XX YY
+     1     128       231.00781       232.99219        2000.000        15.62500           20.219  XX YY
+
+CALIBRATOR FLUX DENSITIES
+ Found reference field(s): Titan
+ Found transfer field(s): J1058+0133 J1126-3828
+ Flux density for J1058+0133 in SpW=0 (freq=2.30031e+11 Hz) is: 1.312 +/- 0.004 (SNR = 328.0, N = 40)
+ Flux density for J1058+0133 in SpW=1 (freq=2.32000e+11 Hz) is: 1.307 +/- 0.003 (SNR = 435.7, N = 40)
+ Flux density for J1126-3828 in SpW=0 (freq=2.30031e+11 Hz) is: 0.4512 +/- 0.0031 (SNR = 145.5, N = 40)
+ Flux density for J1126-3828 in SpW=1 (freq=2.32000e+11 Hz) is: 0.4496 +/- 0.0025 (SNR = 179.8, N = 40)
+
+EXECUTION BLOCKS
+ EB                          NAnt  Start(UTC)           End(UTC)             ToS(min)  Elev(deg)  PWV(mm)  PhaseRMS(deg)  MinBL(m)  MaxBL(m)  AR(arcsec)  MRS(arcsec)
+ {uid_path(EXECBLOCKS[0])}     40  2017-01-01T02:24:00  2017-01-01T03:31:00      40.0       61.2     1.12           18.3      15.1     460.0       0.58         5.1
+
+RMS AND BEAM SIZE AT REPRESENTATIVE FREQUENCY
+ Representative frequency: 230.538 GHz (spw 0)
+ Sensitivity goal: 6.0 mJy/beam over 1.0 km/s
+ Angular resolution goal: 0.40 - 0.80 arcsec
+ Achieved rms: 2.1 mJy/beam over 12.0 MHz
+ Achieved beam: 0.62 x 0.47 arcsec, PA 80.0 deg
 """
 
 
@@ -421,6 +556,7 @@ def _manual_files() -> dict[str, str]:
                 sys.exit('Please use CASA version greater than or equal to {version} with this script')
             tclean(vis='calibrated_final.ms', imagename='{TARGET}_CO21', field='{TARGET}', specmode='cube')
             """),
+        f"qa/{EB}.ms.split.qa2_textfile.txt": QA2_TEXT,
         "log/casa-20170302-101010.log": _dedent(f"""\
             2017-03-02 10:10:10\tINFO\tcasa::::\tCASA Version {version}-REL (r39762)
             2017-03-02 10:10:10\tINFO\tcasa::::\t  Descriptive Version 4.7.2-REL (r39762)
@@ -456,16 +592,27 @@ def _write_tgz(path: Path, members: dict[str, bytes]) -> None:
 
 
 def product_names() -> dict[str, str]:
-    """File names of the product images (cube and continuum)."""
+    """File names of the product images (cube and continuum) and their primary beams."""
     stem = f"member.{M}.{TARGET}_sci"
-    return {"cube": f"{stem}.spw25.cube.I.pbcor.fits", "mfs": f"{stem}.spw25_27.mfs.I.pbcor.fits"}
+    return {"cube": f"{stem}.spw25.cube.I.pbcor.fits", "mfs": f"{stem}.spw25_27.mfs.I.pbcor.fits",
+            "cube_pb": f"{stem}.spw25.cube.I.pb.fits.gz", "mfs_pb": f"{stem}.spw25_27.mfs.I.pb.fits.gz"}
+
+
+def primary_beam(shape: tuple[int, int]):
+    """The products' primary beam: a Gaussian falling to 0.2 (the pipeline's pblimit) at ``pb_radius_pix``."""
+    import numpy as np
+    c = CUBE
+    y, x = np.mgrid[0:shape[0], 0:shape[1]]
+    r2 = (x - shape[1] // 2) ** 2 + (y - shape[0] // 2) ** 2
+    return np.exp(np.log(0.2) * r2 / c["pb_radius_pix"] ** 2)
 
 
 def write_product_images(product: Path) -> dict[str, Path]:
-    """The pbcor cube (per-plane beams → FITS BEAMS table) and continuum image, in Jy/beam.
+    """The pbcor cube (per-plane beams → FITS BEAMS table) and continuum image, in Jy/beam, and their pbs.
 
-    A Gaussian source the size of the beam: continuum plus a Gaussian CO line,
-    blanked (NaN) outside the primary-beam radius as pipeline pbcor products are.
+    A Gaussian source the size of the beam: continuum plus a Gaussian CO line, and noise that is
+    white before the primary-beam correction (so it grows as 1/pb in the pbcor images), blanked
+    (NaN) outside the pb = 0.2 radius as pipeline pbcor products are; the pbs as gzipped FITS.
     """
     import numpy as np
     from .casaenv import casatools
@@ -476,6 +623,7 @@ def write_product_images(product: Path) -> dict[str, Path]:
     y, x = np.mgrid[0:c["ny"], 0:c["nx"]]
     r2 = (x - c["nx"] // 2) ** 2 + (y - c["ny"] // 2) ** 2
     outside = r2 > c["pb_radius_pix"] ** 2
+    pb = primary_beam((c["ny"], c["nx"]))
     freqs = c["freq0_hz"] + c["width_hz"] * np.arange(c["nchan"])
     out = {}
     for kind, nchan in (("cube", c["nchan"]), ("mfs", 1)):
@@ -487,11 +635,13 @@ def write_product_images(product: Path) -> dict[str, Path]:
             shape = np.exp(-0.5 * ((x - c["nx"] // 2) ** 2 / sx ** 2 + (y - c["ny"] // 2) ** 2 / sy ** 2))
             line = c["line_peak_jy"] * np.exp(-4 * np.log(2) * ((freqs[k] - c["line_hz"]) / c["line_fwhm_hz"]) ** 2)
             amp = c["continuum_jy"] + (line if kind == "cube" else 0.0)
-            plane = amp * shape + rng.normal(0, c["noise_jy"], shape.shape)
+            plane = amp * shape + rng.normal(0, c["noise_jy"], shape.shape) / pb
             plane[outside] = np.nan
             planes[:, :, k, 0] = plane.T  # CASA arrays are [x, y, ...]
-        out[kind] = _to_fits(ct, product / names[kind], planes, freqs[0] if kind == "cube" else 231.0e9,
-                             c["width_hz"] if kind == "cube" else 3.75e9, scale)
+        freq0, width = (freqs[0], c["width_hz"]) if kind == "cube" else (231.0e9, 3.75e9)
+        out[kind] = _to_fits(ct, product / names[kind], planes, freq0, width, scale)
+        pbs = np.where(outside, np.nan, pb).T[:, :, None, None] * np.ones((1, 1, nchan, 1))
+        out[f"{kind}_pb"] = _to_fits(ct, product / names[f"{kind}_pb"], pbs, freq0, width, None)
     return out
 
 
@@ -517,8 +667,10 @@ def _to_fits(ct, path: Path, planes, freq0_hz: float, width_hz: float, beam_scal
         image = str(tmpdir / "image")
         ia.fromarray(outfile=image, pixels=planes, csys=csys.torecord(), overwrite=True)
         ia.calcmask(mask=f"!ISNAN('{image}')", name="pbmask")  # pbcor products mask beyond the PB cut
-        ia.setbrightnessunit("Jy/beam")
-        if planes.shape[2] > 1:
+        ia.setbrightnessunit("Jy/beam" if beam_scale is not None else "")
+        if beam_scale is None:  # a primary beam: no restoring beam
+            pass
+        elif planes.shape[2] > 1:
             for k, s in enumerate(beam_scale):
                 ia.setrestoringbeam(major=f"{c['beam_major_arcsec'] * s}arcsec",
                                     minor=f"{c['beam_minor_arcsec'] * s}arcsec",
@@ -527,15 +679,19 @@ def _to_fits(ct, path: Path, planes, freq0_hz: float, width_hz: float, beam_scal
             ia.setrestoringbeam(major=f"{c['beam_major_arcsec']}arcsec", minor=f"{c['beam_minor_arcsec']}arcsec",
                                 pa=f"{c['beam_pa_deg']}deg")
         ia.sethistory(origin="almatools.example", history=["embedded example product image"])
-        tmp_fits = str(tmpdir / path.name)
+        tmp_fits = str(tmpdir / path.name.removesuffix(".gz"))
         ia.tofits(outfile=tmp_fits, velocity=False, overwrite=True)
         ia.close()
+        if path.name.endswith(".gz"):  # the pipeline gzips pb and mask images
+            import gzip
+            with open(tmp_fits, "rb") as src, gzip.GzipFile(tmp_fits + ".gz", "wb", mtime=0) as dst:
+                shutil.copyfileobj(src, dst)
+            tmp_fits += ".gz"
         os.replace(tmp_fits, path)
     finally:
         ia.done()
         csys.done()
         cs.done()
         me.done()
-        import shutil
         shutil.rmtree(tmpdir, ignore_errors=True)
     return path

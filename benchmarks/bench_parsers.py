@@ -508,3 +508,53 @@ def run(quick: bool = False) -> list[dict]:
         rows.append(dict(metric=f"{name}: 8x input vs 8 x time of 1x (s)", value=t_large, anchor=anchor,
                          ratio=t_large / anchor, target="<= 2 (linear)", ok=t_large / anchor <= 2))
     return rows
+
+
+# ---- qacheck's delivery readers (almatools.delivery: product names, README, QA2 text, whole AQUA report) ----
+def _product_names(n: int) -> list[str]:
+    kinds = ("cube.I.pbcor.fits", "cube.I.pb.fits.gz", "cube.I.mask.fits.gz", "cont.I.tt0.pbcor.fits",
+             "cont.I.alpha.error.fits")
+    return [f"member.uid___A001_X1_X{k % 97}.Src{k % 13}_sci.spw{k % 40}.{kinds[k % 5]}" for k in range(n)]
+
+
+def _parse_products(names: list[str]):
+    from almatools.delivery import missing_companions, parse_product_name
+    return missing_companions([parse_product_name(n) for n in names])
+
+
+def _readme(n: int) -> str:
+    return "ALMA Member ObsUnitSet README\n=============================\nQA2 Status: PASS\n\nNOTES\n=====\n" + "".join(
+        f"Note line {k}: spw {k % 4} has an atmospheric line near {230 + k % 7}.1 GHz\n" for k in range(n))
+
+
+def _parse_readme_qa(text: str):
+    from almatools.delivery import read_readme
+    return read_readme(text)
+
+
+def _qa2_text(n: int) -> str:
+    from almatools.example import QA2_TEXT
+    head, sep, tail = QA2_TEXT.partition("RMS AND BEAM SIZE")
+    eb = [line for line in head.splitlines() if line.startswith(" uid___")][0]
+    return head + "\n".join(eb for _ in range(n)) + "\n" + sep + tail
+
+
+def _parse_qa2_text(text: str):
+    from almatools.delivery import read_qa2_text
+    return read_qa2_text(text)
+
+
+def _aqua_full(n: int) -> str:
+    from almatools.example import AQUA_REPORT
+    head, sep, tail = AQUA_REPORT.partition("  </QaPerStage>")
+    start = head.index("    <Stage ")
+    stages = head[start:].split("    </Stage>\n")[:-1]
+    return head[:start] + "".join(stages[k % len(stages)] + "    </Stage>\n" for k in range(n)) + sep + tail
+
+
+TARGETS += [
+    ("product names and missing companions", _product_names, _parse_products),
+    ("README QA2 status and notes", _readme, _parse_readme_qa),
+    ("QA2 text file (tables, RMS section, fluxscale)", _qa2_text, _parse_qa2_text),
+    ("AQUA report, whole (stages, topics, sensitivities)", _aqua_full, _parse_aqua),
+]

@@ -90,6 +90,40 @@ class MemberOUS:
         loose = [read_text(p) for p in self._glob(("qa", "calibration", "log", ""), ("*listobs*.txt",))]
         return loose + [t for t in self.weblog_texts if _listobs_name(t.label)]
 
+    def contdat_texts(self) -> list[TextFile]:
+        """cont.dat files: loose ``*cont.dat`` (``calibration/``, top level) and members of the auxproducts tgz."""
+        out = [read_text(p) for p in self._glob(("calibration", ""), ("*cont.dat",))]
+        for archive in self._glob(("calibration", ""), ("*auxproduct*.tgz", "*auxproduct*.tar.gz", "*auxproduct*.tar")):
+            out += tar_texts(archive, lambda n: n.rsplit("/", 1)[-1].lower().endswith("cont.dat"))
+        return out
+
+    def readmes(self) -> list[TextFile]:
+        """The Member OUS README(s): ``*README*`` at the top (real ones are not always ``member.uid___….README.txt``)."""
+        return [read_text(p) for p in self._glob(("",), ("*README*", "*readme*"))
+                if not p.name.lower().endswith((".tgz", ".tar", ".gz", ".pdf", ".html"))]
+
+    def product_paths(self) -> list[Path]:
+        """Image products in ``product/`` (or the top level of a bare folder): FITS files, gzipped FITS and CASA
+        image directories (a directory holding ``table.dat`` and ``logtable``), sorted by name."""
+        from .products import is_image_name
+        base = self.root / "product" if (self.root / "product").is_dir() else self.root
+        found = []
+        for p in sorted(base.iterdir()):
+            if len(found) >= MAX_FILES:
+                raise DeliveryError(f"{base}: more than {MAX_FILES} products; refused")
+            if p.is_dir() and (p / "table.dat").is_file():
+                found.append(p)
+            elif p.is_file() and is_image_name(p.name):
+                found.append(p)
+            elif not p.is_dir() and not p.is_file() and is_image_name(p.name):
+                found.append(p)  # a FIFO or device with an image's name: listed, refused when read
+        return found
+
+    def qa2_texts(self) -> list[TextFile]:
+        """QA2 text files in ``qa/``: ``*qa2*`` text files and any ``qa/*.txt`` with a QA2 section."""
+        from .qa2text import looks_like_qa2
+        return [t for t in self.qa_texts() if "qa2" in Path(t.label).name.lower() or looks_like_qa2(t.text)]
+
     def aqua_reports(self) -> list[TextFile]:
         """AQUA reports: ``qa/*aquareport*.xml`` and the one inside the weblog archive."""
         loose = [read_text(p) for p in self._glob(("qa", ""), ("*aquareport*.xml",))]
