@@ -1030,8 +1030,12 @@ def _ppr_document(draw):
     def add(text):
         parts.append(text)
 
-    if draw(st.booleans()):
+    lead = draw(st.sampled_from(["", "prose", "command"]))  # a comment may open the file, before the root
+    if lead == "prose":
         add("<!-- " + draw(st.sampled_from(["PPR", "hifa_fluxcalflag off?", "x"])) + " -->" + draw(_WS))
+    elif lead == "command":
+        expected.append((len("<!--<ProcessingCommand><Command>"), "hifa_fluxcalflag", "keep"))
+        add("<!--<ProcessingCommand><Command>hifa_fluxcalflag</Command></ProcessingCommand>-->" + draw(_WS))
     add('<SciPipeRequest xmlns="Alma/pipelinescience/SciPipeRequest">' + draw(_WS) + "<ProcessingProcedure>")
     for _ in range(draw(st.integers(0, 6))):
         kind = draw(st.sampled_from(["command", "commented", "prose"]))
@@ -1075,6 +1079,17 @@ def test_ppr_reader_agrees_with_an_xml_parser(document, fluxcalflag):
     assert [(f.line, f.action) for f in findings] == want
     assert [f.reason.startswith("inside an XML comment") for f in findings] == [_commented(text, offset)
                                                                                 for offset, _, _ in expected]
+
+
+def test_a_truncated_ppr_still_reports_its_last_command():
+    """A PPR cut short (a partial download) after a command's name: the command is still reported."""
+    from almatools.plugins.calunflag.ppr import scan_ppr
+    text = (DATA / PPR).read_text()
+    at = text.index("hifa_fluxcalflag</Command>")
+    cut = text[:text.index("<ParameterSet>", at) + len("<ParameterSet>")]
+    assert "</ProcessingCommand" not in cut[at:]
+    findings = scan_ppr("PPR_cut.xml", cut, "applyflags")
+    assert [(f.line, f.action) for f in findings] == [(cut.count("\n", 0, at) + 1, "report")]
 
 
 def _commented(text, offset):
