@@ -51,7 +51,7 @@ EQUIVALENTS = ROOT / "benchmarks" / "mutation-equivalents.toml"
 TARGET = 0.90
 #: address-space bound of each test run in the test server: a mutant that appends in an endless
 #: loop fails with MemoryError in seconds instead of taking the shared machine's memory
-MEMORY_LIMIT = 6 * 2**30
+MEMORY_LIMIT = 4 * 2**30
 
 #: module name -> (source file, the test files that exercise it).  Test files, not test names: a
 #: mutant's relevant tests inside them are found by coverage at run time.

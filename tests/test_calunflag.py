@@ -1016,6 +1016,7 @@ def test_fuzz_field_selections_are_literal_and_bounded(value):
 # ---- the PPR reader against an XML parser, on generated well-formed PPRs ----
 _WS = st.sampled_from(["", " ", "\n", "\n    ", "\t", "\r\n  "])
 _OTHER_COMMANDS = ["hifa_importdata", "hifa_bandpass", "hifa_gfluxscale", "hif_makeimlist"]
+_EMPTY_COMMENT = st.sampled_from(["", "<!---->", "<!-- -->"])  # '<!---->' is a whole (empty) comment
 
 
 @st.composite
@@ -1043,13 +1044,16 @@ def _ppr_document(draw):
         applyflags = draw(st.sampled_from([None, "False", "false", "True", " FALSE "]))
         ws = [draw(_WS) for _ in range(6)]
         if kind == "prose":
-            add(f'{ws[0]}<Comment xmlns="">run {name} before hifa_bandpass</Comment>')
+            add(f'{ws[0]}<Comment xmlns="">run {name} before hifa_bandpass</Comment>{draw(_EMPTY_COMMENT)}')
             continue
         add(f"{ws[0]}{'<!--' + ws[1] if kind == 'commented' else ''}<ProcessingCommand>{ws[2]}<Command xmlns=\"\">")
         if name.endswith("_fluxcalflag"):
             off = kind == "commented" or (applyflags is not None and applyflags.strip().lower() == "false")
             expected.append((len("".join(parts)), name, "keep" if off else "report"))
         add(f"{name}</Command>{ws[3]}<ParameterSet>")
+        if draw(st.booleans()):  # a parameter whose value names a command (it is no command)
+            add(f"{ws[4]}<Parameter><Keyword xmlns=\"\">note</Keyword><Value xmlns=\"\">after hifa_fluxcalflag"
+                "</Value></Parameter>")
         if applyflags is not None:
             add(f"{ws[4]}<Parameter><Keyword xmlns=\"\">applyflags</Keyword><Value xmlns=\"\">{applyflags}</Value>"
                 "</Parameter>")
@@ -1071,14 +1075,26 @@ def test_ppr_reader_agrees_with_an_xml_parser(document, fluxcalflag):
     for command in root.iter(f"{ns}ProcessingCommand"):
         name = command.find("Command").text
         if name.endswith("_fluxcalflag"):
-            value = command.find(f"{ns}ParameterSet/{ns}Parameter/Value")
-            active.append("keep" if value is not None and value.text.strip().lower() == "false" else "report")
+            values = [p.find("Value").text for p in command.iter(f"{ns}Parameter")
+                      if p.find("Keyword").text == "applyflags"]
+            active.append("keep" if values and values[0].strip().lower() == "false" else "report")
     findings = scan_ppr("PPR_x.xml", text, fluxcalflag)
     assert [f.action for f in findings if "comment" not in f.reason] == active
     want = [(text.count("\n", 0, offset) + 1, action) for offset, _, action in expected]
     assert [(f.line, f.action) for f in findings] == want
     assert [f.reason.startswith("inside an XML comment") for f in findings] == [_commented(text, offset)
                                                                                 for offset, _, _ in expected]
+
+
+@pytest.mark.parametrize("distance, found", [(200, True), (201, False)])
+def test_a_command_tag_is_looked_for_up_to_200_characters_back(distance, found):
+    """The reader looks back 200 characters from a command name for its <Command ...> tag (a bound that
+    keeps the scan linear); a tag with long attributes and whitespace within it is read, beyond it not."""
+    from almatools.plugins.calunflag.ppr import scan_ppr
+    tag = '<Command xmlns="" ' + "a" * 120 + '="">'
+    text = "<ProcessingCommand>" + tag + "\n" * (distance - len(tag)) + "hifa_fluxcalflag</Command></ProcessingCommand>"
+    assert len(text[text.index("<Command"):text.index("hifa_")]) == distance
+    assert [f.action for f in scan_ppr("PPR_x.xml", text, "applyflags")] == (["report"] if found else [])
 
 
 def test_a_truncated_ppr_still_reports_its_last_command():
