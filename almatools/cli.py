@@ -6,6 +6,8 @@
     almatools plugins                    every plugin, its distribution and its tasks
     almatools run TASK --param value …   run a task (``--help`` renders the XML help)
     almatools help TASK                  the task's help
+    almatools batch TASK --inputs T.csv  one call of TASK per row of T (.csv/.ecsv/.json), resumable;
+                                         --engine mpi under mpirun/mpicasa (see `almatools batch TASK --help`)
     almatools demo [--workdir DIR]       run every task on the embedded example
     almatools casa-setup                 configure CASA for offline use (site config)
     almatools casa-setup --check [--vis MS …] [--epoch TIME …]
@@ -20,6 +22,7 @@ Exit status of `almatools run`:
     2  bad command line or parameter value (nothing was run)
     3  the task finished but reported failures: its result has "ok": false
        or a non-empty "failed" entry (e.g. files that could not be fetched)
+`almatools batch` exits the same way (3 when any input failed; the others still ran).
 `almatools casa-setup --check` exits 3 when results for the data given can be
 affected by out-of-date tables, 0 otherwise.
 """
@@ -146,6 +149,89 @@ def cmd_run(args, extra: list[str]) -> int:
         print(f"almatools: {task.name} finished but reported failures ({failures}); exit status {EXIT_FAILURES}",
               file=sys.stderr)
         _say_where_the_log_is()
+        return EXIT_FAILURES
+    return EXIT_OK
+
+
+_BATCH_OPTIONS = ("inputs", "engine", "nworkers", "ledger", "table", "no_retry_failed", "disk_budget",
+                  "host_connections")
+
+
+def _batch_parser(task) -> argparse.ArgumentParser:
+    """`almatools batch TASK`: the batch's options, then the task's parameters as values shared by every call."""
+    parser = argparse.ArgumentParser(
+        prog=f"almatools batch {task.name}", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=f"Run {task.name} once per row of an input table (columns: {task.name}'s parameters); "
+        "every row is validated before anything runs; a ledger makes the batch resumable (a rerun runs only "
+        "what is not done); results go to one ECSV table and a JSON file of the per-call results.",
+        epilog=_RUN_EPILOG.replace("the task finished", "the batch finished").replace(
+            "its result has", "an input failed or its result has") +
+        "\n\nMPI: mpirun -n N almatools batch TASK --inputs T --engine mpi   (rank 0 is the client, "
+        "ranks 1..N-1 are casampi's servers)")
+    b = parser.add_argument_group("batch options")
+    b.add_argument("--inputs", required=True, metavar="TABLE", help="input table: .csv, .ecsv or .json")
+    b.add_argument("--engine", choices=("local", "mpi"), default="local",
+                   help="local: worker processes on this machine (default); mpi: casampi's servers (mpirun)")
+    b.add_argument("--nworkers", type=int, metavar="N", help="local workers (default: one per core)")
+    b.add_argument("--ledger", metavar="FILE", help="ledger file (default <inputs>.<task>.ledger)")
+    b.add_argument("--table", metavar="FILE", help="results table, ECSV (default <inputs>.<task>.results.ecsv)")
+    b.add_argument("--no-retry-failed", action="store_true", help="do not run inputs again that failed before")
+    b.add_argument("--disk-budget", metavar="SIZE", help="almafetch: the most the batch may download, e.g. 500GB")
+    b.add_argument("--host-connections", type=int, metavar="N",
+                   help="almafetch: connections per archive host shared by all running calls")
+    b.add_argument("--json", dest="_json", metavar="FILE", help="also write the batch summary as JSON")
+    t = parser.add_argument_group(f"{task.name} parameters shared by every call (a column of the table wins)")
+    for p in task.spec.params:
+        if p.name in _BATCH_OPTIONS or p.name == "json":
+            continue  # such a parameter can still be given in the input table
+        t.add_argument(f"--{p.name}", metavar=p.type.upper(), default=argparse.SUPPRESS,
+                       help=f"{p.shortdescription} (default {p.default!r})")
+    return parser
+
+
+def cmd_batch(args, extra: list[str]) -> int:
+    """`almatools batch TASK --inputs T …` (under mpirun with --engine mpi, servers never return from here)."""
+    from .errors import AlmatoolsError, TaskParameterError
+    from . import params
+    from .registry import get_registry
+    try:
+        task = get_registry().get(args.task)
+    except KeyError as exc:
+        print(f"almatools: {exc.args[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    ns = vars(_batch_parser(task).parse_args(extra))
+    options = {name: ns.pop(name) for name in _BATCH_OPTIONS}
+    json_out = ns.pop("_json")
+    shared = {}
+    for name, text in ns.items():
+        try:
+            shared[name] = params.from_cli_text(task.spec.param(name), text)
+        except ValueError as exc:
+            print(f"almatools: {TaskParameterError(task.name, name, text, str(exc))}", file=sys.stderr)
+            return EXIT_USAGE
+    _console_log()
+    from .batch import batch
+    try:
+        summary = batch(task, options["inputs"], shared=shared, engine=options["engine"],
+                        nworkers=options["nworkers"], ledger=options["ledger"], outtable=options["table"],
+                        retry_failed=not options["no_retry_failed"], disk_budget=options["disk_budget"],
+                        host_connections=options["host_connections"])
+    except TaskParameterError as exc:
+        print(_error_text(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except (AlmatoolsError, ValueError, OSError, RuntimeError) as exc:
+        print(_error_text(exc), file=sys.stderr)
+        return EXIT_ERROR
+    brief = {k: v for k, v in summary.items() if k != "results"}
+    print(json.dumps(brief, indent=2, default=str))
+    if json_out:
+        from .io import atomic_write
+        atomic_write(json_out, json.dumps(summary, indent=2, default=str) + "\n")
+    if summary["failed"]:
+        for f in summary["failed"]:
+            print(f"almatools: {f['where']}: {f['error']}", file=sys.stderr)
+        print(f"almatools: batch of {task.name}: {len(summary['failed'])} of {summary['ninputs']} input(s) failed "
+              f"(see {summary['ledger']}); exit status {EXIT_FAILURES}", file=sys.stderr)
         return EXIT_FAILURES
     return EXIT_OK
 
@@ -278,6 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a task: almatools run TASK --param value ...", add_help=False)
     run.add_argument("task")
     run.set_defaults(func=lambda args: cmd_run(args, []))
+    bt = sub.add_parser("batch", help="run a task once per row of an input table: almatools batch TASK --inputs "
+                        "T.csv ...", add_help=False)
+    bt.add_argument("task")
+    bt.set_defaults(func=lambda args: cmd_batch(args, []))
     h = sub.add_parser("help", help="show a task's help")
     h.add_argument("task")
     h.set_defaults(func=cmd_help)
@@ -319,9 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     # `run TASK ...`: everything after the task name belongs to the task's own parser
-    if len(argv) >= 2 and argv[0] == "run":
+    if len(argv) >= 2 and argv[0] in ("run", "batch"):
         args = parser.parse_args(argv[:2])
-        return cmd_run(args, argv[2:])
+        return (cmd_run if argv[0] == "run" else cmd_batch)(args, argv[2:])
     args = parser.parse_args(argv)
     return args.func(args)
 

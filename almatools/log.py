@@ -147,12 +147,13 @@ class progress:
         if not self.total:
             return
         pct = 100.0 * self.done / self.total
-        while pct >= self._next_log and self._next_log <= 100:
+        if pct >= self._next_log and self._next_log <= 100:
+            step = min(100, int(pct // 10) * 10)  # one line however many 10 % steps this update crossed
             rate = self.rate()
             eta = (self.total - self.done) / rate if rate > 0 else float("inf")
-            post(f"{self.desc}: {self._next_log}% ({self._fmt(self.done)}{self.unit} of "
+            post(f"{self.desc}: {step}% ({self._fmt(self.done)}{self.unit} of "
                  f"{self._fmt(self.total)}{self.unit}, {self._fmt(rate)}{self.unit}/s, ETA {eta:.0f} s)")
-            self._next_log += 10
+            self._next_log = step + 10
         if self._tty and time.monotonic() - self._last_draw > 0.2:
             self._draw()
 

@@ -153,6 +153,33 @@ def _parse_cli_values(text: str):
         from_cli_text(ParamSpec("values", "doubleVec", []), "[" + text + "]")
 
 
+def _batch_table(suffix: str):
+    """An input table of the batch engine: n rows of tbconv calls (lists, quoted cells), as a temp file."""
+    def make(n: int) -> str:
+        import atexit
+        import os
+        import tempfile
+        rows = [{"values": [1.0 + k, 2.5], "freq": f"{230 + k % 7}GHz", "beam": ["1arcsec", "0.5arcsec"],
+                 "approximation": "rj"} for k in range(n)]
+        fd, path = tempfile.mkstemp(suffix=suffix)
+        atexit.register(os.unlink, path)
+        with open(fd, "w") as fh:
+            if suffix == ".json":
+                import json
+                fh.write(json.dumps(rows))
+            else:
+                fh.write("values,freq,beam,approximation\n" + "".join(
+                    f'"{r["values"][0]},2.5",{r["freq"]},"1arcsec,0.5arcsec",rj\n' for r in rows))
+        return path
+    return make
+
+
+def _parse_batch_table(path: str):
+    from almatools.batch import inputs
+    from almatools.registry import get_registry
+    return inputs.read_inputs(path, get_registry().get("tbconv"))
+
+
 def _numbers(n: int) -> str:
     forms = ["{a}..{b}", "<{a}GHz", ">{a}", "!({a}..{b}MHz)", "({a}|{b})", "{a}e0"]
     return " | ".join(forms[k % len(forms)].format(a=100 + k % 500, b=101 + k % 500) for k in range(n))
@@ -239,6 +266,8 @@ TARGETS = [
     ("almaquery position grammar (cones, ranges)", _positions, _parse_positions),
     ("frequency_support reader (archive rows)", _support, _parse_support),
     ("DataLink document reader", _datalink, _parse_datalink),
+    ("batch input table reader (.csv)", _batch_table(".csv"), _parse_batch_table),
+    ("batch input table reader (.json)", _batch_table(".json"), _parse_batch_table),
 ]
 
 

@@ -5,7 +5,8 @@
 
 The names are looked up in the task registry on first access (module
 ``__getattr__``), so importing this module loads no plugin and starts no
-CASA tool.  ``dir()`` and tab completion list every task; casashell's
+CASA tool.  ``batch`` (:func:`almatools.batch`) runs any of them once per
+row of an input table.  ``dir()`` and tab completion list every task; casashell's
 ``tasks``/``taskhelp`` list them under "Extra tasks" once
 :func:`almatools.casa_tasks.shell.install` has run.
 """
@@ -18,6 +19,9 @@ def __getattr__(name: str):
     if name in _SUBMODULES:  # `from almatools.casa_tasks import shell` must not build the registry
         import importlib
         return importlib.import_module(f"{__name__}.{name}")
+    if name == "batch":  # the batch engine, beside the tasks it runs (not a task itself)
+        from almatools.batch import batch
+        return batch
     if name.startswith("__"):
         if name == "__all__":
             from almatools.registry import get_registry
@@ -33,4 +37,4 @@ def __getattr__(name: str):
 
 def __dir__():
     from almatools.registry import get_registry
-    return sorted(set(globals()) | set(get_registry().names()))
+    return sorted(set(globals()) | set(get_registry().names()) | {"batch"})

@@ -195,9 +195,10 @@ def _shorten(text: str, width: int = 60) -> str:
 
 
 def install(ns: dict, registry=None) -> list[str]:
-    """Bind every registered task into the prompt namespace *ns*.
+    """Bind every registered task into the prompt namespace *ns*, and ``batch`` (:func:`almatools.batch`).
 
-    A name already bound to something that is not an almatools task is left
+    At the prompt ``batch(wtcheck, 'inputs.csv')`` runs the task once per row
+    (under ``mpicasa``, ``engine='mpi'`` uses casampi's servers).  A name already bound to something that is not an almatools task is left
     alone (and reported).  Also lists the tasks in casashell's
     ``tasks``/``taskhelp`` through ``casashell.extra_task_modules``.
 
@@ -215,6 +216,12 @@ def install(ns: dict, registry=None) -> list[str]:
             continue
         ns[task.name] = ShellTask(task, ns)
         installed.append(task.name)
+    from almatools.batch import batch
+    if ns.get("batch") in (None, batch):
+        ns["batch"] = batch
+    else:
+        print(f"almatools: not installing 'batch': the name is already used at the prompt "
+              f"({type(ns['batch']).__name__}); use almatools.batch", file=sys.stderr)
     try:
         import casashell
         import almatools.casa_tasks as modular

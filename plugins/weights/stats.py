@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["GroupStats", "measure", "MEDIAN_CHI2_2", "CHUNK_BYTES"]
+__all__ = ["GroupStats", "measure", "measure_path", "MEDIAN_CHI2_2", "CHUNK_BYTES"]
 
 MEDIAN_CHI2_2 = 2 * math.log(2)  # median of a chi-square variable with two degrees of freedom
 MAX_PAIRS = 128  # channel pairs used per row
@@ -164,6 +164,12 @@ def measure(ct, vis: str, column: str, spws: list[int] | None, fields: list[str]
     finally:
         tb.done()
     return out
+
+
+def measure_path(vis: str, column: str, spws, fields, intent: str, perscan: bool) -> list[dict]:
+    """:func:`measure` of the MS at *vis*, as plain dicts: one sub-MS's part of a parallel wtcheck."""
+    from almatools.casaenv import casatools
+    return [g.as_dict() for g in measure(casatools(), vis, column, spws, fields, intent, perscan)]
 
 
 def _measure_group(sub, vis, spw, field, scan, column, weight_col, width, progress) -> GroupStats:

@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 
 from almatools import log
+from almatools.batch import mms
 from almatools.errors import TaskParameterError
 from almatools.freshness import result_entry as casa_data_entry
 from almatools.io import atomic_path
 
 from . import fix as fixes
 from .provenance import provenance
-from .stats import measure
+from .stats import GroupStats, measure, spw_layout
 
 __all__ = ["wtcheck"]
 
@@ -53,7 +54,7 @@ def wtcheck(vis, mous=None, datacolumn="", field="", spw="", intent="", perscan=
             prov[v] = provenance(ct, v, mous[k] if len(mous) > 1 else (mous[0] if mous else ""))
             log.info(f"{v}: data column {columns[v]}; calibration {prov[v]['casa_version'] or 'version unknown'}"
                      f" ({prov[v]['source'] or 'no provenance found'}); weight scheme {prov[v]['scheme']}")
-            groups += measure(ct, v, columns[v], spws, fields, intent, perscan, bar)
+            groups += _measure(ct, v, columns[v], spws, fields, intent, perscan, bar)
     verdict = _verdict(groups, prov, tolerance, columns)
     result = {"vis": vislist, "datacolumn": columns, "provenance": prov, "groups": [g.as_dict() for g in groups],
               **verdict}
@@ -64,6 +65,25 @@ def wtcheck(vis, mous=None, datacolumn="", field="", spw="", intent="", perscan=
     if fix:
         result["fix"] = _fix(ct, vislist, groups, method, columns)
     return result
+
+
+def _measure(ct, vis: str, column: str, spws, fields, intent, perscan, bar) -> list:
+    """:func:`measure` of one MS; a Multi-MS's sub-MSs run on the MPI servers in parallel (CASA's own way for
+    statwt) when each (spw, field[, scan]) group lies in one sub-MS, so the merged groups equal the serial run."""
+    parts = mms.parallel_parts(vis, ("DATA_DESC_ID", "FIELD_ID") + (("SCAN_NUMBER",) if perscan else ()))
+    if parts is None:
+        return measure(ct, vis, column, spws, fields, intent, perscan, bar)
+    found = mms.map_parts("almatools.plugins.weights.stats:measure_path", parts, column=column, spws=spws,
+                          fields=fields, intent=intent, perscan=perscan)
+    groups = [GroupStats(**{**g, "vis": vis}) for part in found for g in part]
+    dd_spw, _widths, names = spw_layout(ct, vis)
+    first_dd = {}
+    for dd, spw in enumerate(dd_spw.tolist()):
+        first_dd.setdefault(spw, dd)
+    groups.sort(key=lambda g: (first_dd.get(g.spw, g.spw), names.index(g.field), g.scan or 0))  # the serial order
+    bar.update(sum(g.nrows for g in groups))
+    log.info(f"{vis}: {len(parts)} sub-MSs measured on the MPI servers")
+    return groups
 
 
 def _column_and_rows(ct, vis: str, datacolumn: str) -> tuple[str, int]:
