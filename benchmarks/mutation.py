@@ -17,9 +17,11 @@ Why it is shaped like this:
   install does onto the checkout.  A developer can go on editing and testing while a run goes.
 * Each mutant runs only the tests that exercise it.  The module's test files (``MODULES``) run
   once unmutated under coverage with one context per test; a mutant then first runs, with
-  ``-x``, the tests that executed the changed lines, and only if they all pass the whole of
-  the module's test files (code run in subprocesses is invisible to coverage, so a mutant
-  survives only when the full files pass).
+  ``-x`` and fastest first, the tests that executed the changed lines, and only if they all
+  pass every other test of those files that ran any line of the module or started a process
+  (code run in subprocesses is invisible to coverage).  A test that does neither cannot meet
+  the mutant; one that only reads a module constant is left out, which can only make the
+  score lower, never higher.
 * The operator set is mutmut-like: one replacement per operator (``+``→``-``, ``<``→``<=`` …),
   boolean, number (n±1), loop, ``not``, break/continue and exception-handler mutations;
   cosmic-ray's arbitrary variable replacement/insertion and decorator removal are left out.
@@ -201,12 +203,33 @@ _CONTEXT_PLUGIN = '''\
 """pytest plugin: one coverage context per test, so each line knows the tests that ran it."""
 import json
 import os
+import subprocess
 import sys
 import coverage
 import pytest
 
 _cov = coverage.Coverage(data_file=os.environ["MUTATION_COVERAGE"], include=[os.environ["MUTATION_SOURCE"]])
 _durations = {}
+# tests that start processes (subprocess, multiprocessing, os.fork): coverage does not see into them,
+# so such a test may run the module without showing it
+_spawners = set()
+_current = [""]
+_popen_init = subprocess.Popen.__init__
+_fork = os.fork
+
+
+def _noting_popen_init(self, *args, **kwargs):
+    _spawners.add(_current[0])
+    return _popen_init(self, *args, **kwargs)
+
+
+def _noting_fork():
+    _spawners.add(_current[0])
+    return _fork()
+
+
+subprocess.Popen.__init__ = _noting_popen_init
+os.fork = _noting_fork
 
 
 def pytest_configure(config):
@@ -216,7 +239,9 @@ def pytest_configure(config):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     _cov.switch_context(item.nodeid)
+    _current[0] = item.nodeid
     yield
+    _current[0] = ""
     _cov.switch_context("")
 
 
@@ -229,6 +254,8 @@ def pytest_unconfigure(config):
     _cov.save()
     with open(os.environ["MUTATION_DURATIONS"], "w") as fh:
         json.dump(_durations, fh)
+    with open(os.environ["MUTATION_SPAWNERS"], "w") as fh:
+        json.dump(sorted(_spawners), fh)
     # what the tests imported outside almatools and the tests themselves: the test server imports it once
     root = str(config.rootpath)
     outside = [m for m, mod in list(sys.modules.items())
@@ -249,6 +276,7 @@ def covering_tests(src: Path, python: Path, work: Path, module: str) -> tuple[di
     (work / "mutation_contexts.py").write_text(_CONTEXT_PLUGIN)
     env = dict(os.environ, MUTATION_COVERAGE=str(work / "coverage.db"), MUTATION_SOURCE=str(src / source),
                MUTATION_DURATIONS=str(work / "durations.json"), MUTATION_IMPORTS=str(work / "imports.json"),
+               MUTATION_SPAWNERS=str(work / "spawners.json"),
                PYTHONPATH=str(work), PYTHONDONTWRITEBYTECODE="1")
     start = time.monotonic()
     run = subprocess.run([str(python), *PYTEST, "-p", "mutation_contexts", *tests], cwd=src, env=env,
@@ -301,8 +329,15 @@ def run_tests_for_mutant(work: Path) -> int:
         durations = state.get("durations", {})
         if pytest_status(work, ["-x", *sorted(owners, key=lambda t: durations.get(t, 0.0))]) != 0:
             return 1
-    deselect = [arg for test in sorted(owners) for arg in ("--deselect", test)]
-    return 1 if pytest_status(work, ["-x", *deselect, *state["tests"]]) not in (0, 5) else 0
+    if "spawners" not in state:  # a run begun before spawners were recorded
+        deselect = [arg for test in sorted(owners) for arg in ("--deselect", test)]
+        return 1 if pytest_status(work, ["-x", *deselect, *state["tests"]]) not in (0, 5) else 0
+    # then every other test that ran any line of the module, and every test that starts processes
+    # (coverage cannot see into them); a test that does neither cannot meet the mutant
+    durations = state.get("durations", {})
+    touching = {t for tests in covering.values() for t in tests} | set(state["spawners"])
+    rest = sorted(touching - owners - {""}, key=lambda t: durations.get(t, 0.0))
+    return 1 if rest and pytest_status(work, ["-x", *rest]) != 0 else 0
 
 
 def pytest_status(work: Path, args: list[str]) -> int:
@@ -405,6 +440,7 @@ def run_module(module: str, base: Path, src: Path, python: Path) -> dict:
     (work / "state.json").write_text(json.dumps({
         "source": str(src / source), "tests": tests, "durations": durations, "timeout": timeout,
         "preimport": json.loads((work / "imports.json").read_text()),
+        "spawners": json.loads((work / "spawners.json").read_text()),
         "covering": {str(k): v for k, v in covering.items()}}))
     known = set(cosmic_ray.plugins.operator_names())
     if KEPT_OPERATORS - known:
