@@ -394,6 +394,8 @@ def serve(work: Path) -> None:
             if pid == 0:  # the child: fresh almatools, pytest in-process, its status as exit code
                 server.close()
                 resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+                os.setpgid(0, 0)
+                signal.signal(signal.SIGTERM, _interrupt)  # a time-out lets fixtures stop their servers
                 for name in [m for m in sys.modules if m == "almatools" or m.startswith("almatools.")]:
                     del sys.modules[name]
                 log = os.open(work / "last-run.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)  # for a look
@@ -411,8 +413,7 @@ def serve(work: Path) -> None:
                     code = os.waitstatus_to_exitcode(status)
                     break
                 if time.monotonic() > deadline:  # a mutant that loops: killed by its time-out
-                    os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
+                    _stop(pid)
                     code = 124
                     break
                 time.sleep(0.05)
@@ -479,6 +480,24 @@ def run_module(module: str, base: Path, src: Path, python: Path) -> dict:
     if (src / source).read_text() != (work / "pristine.py").read_text():
         raise SystemExit(f"mutation: {source} in the scratch copy was not restored after the run")
     return summarise(module, session, time.monotonic() - start)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # pytest tears the session's fixtures down (the archive emulator's servers)
+
+
+def _stop(pid: int, grace: float = 30.0) -> None:
+    """End a test run: SIGTERM (fixtures tear down), then SIGKILL to its process group."""
+    import signal
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            break
+        time.sleep(0.2)
+    else:
+        os.killpg(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
 
 
 def start_server(work: Path, src: Path, python: Path) -> subprocess.Popen:
