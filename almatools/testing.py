@@ -32,7 +32,7 @@ import os
 
 import numpy as np
 
-__all__ = ["simulate_ms", "radiometer_sigma", "ARRAY_CONFIGS"]
+__all__ = ["simulate_ms", "radiometer_sigma", "ARRAY_CONFIGS", "png_rgb", "colour_pixels"]
 
 ARRAY_CONFIGS = {"12m": "alma.cycle10.1.cfg", "7m": "aca.cycle10.cfg"}
 
@@ -182,3 +182,22 @@ def _add_noise(ct, vis, spws, integration_s, dish_m, noise_k, weights, calwt_fac
                 sub.done()
     finally:
         tb.done()
+
+
+def png_rgb(path) -> np.ndarray:
+    """A PNG file's pixels as a (height, width, 3) uint8 array; a file that is not a PNG is refused.
+
+    Tests of plots decode what a person would see, to check what is drawn, not just the file's magic.
+    """
+    from PIL import Image  # matplotlib's own dependency
+    with Image.open(path) as image:
+        if image.format != "PNG":
+            raise ValueError(f"{path}: not a PNG file ({image.format})")
+        return np.asarray(image.convert("RGB"))
+
+
+def colour_pixels(pixels: np.ndarray, colour, tolerance: int = 3) -> np.ndarray:
+    """Mask of the pixels within *tolerance* (per 8-bit channel) of a matplotlib colour ("tab:orange", …)."""
+    from matplotlib.colors import to_rgb
+    want = np.round(np.array(to_rgb(colour)) * 255).astype(int)
+    return np.all(np.abs(pixels.astype(int) - want) <= tolerance, axis=-1)

@@ -7,6 +7,7 @@ import unicodedata
 from datetime import date
 
 import astropy.units as u
+import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
@@ -18,6 +19,7 @@ from almatools.casa_tasks import almaquery
 from almatools.errors import TaskParameterError
 from almatools.plugins.archive import task_almaquery
 from almatools.plugins.archive.service import mirror_urls
+from almatools.testing import colour_pixels, png_rgb
 
 
 @pytest.fixture(scope="module")
@@ -208,6 +210,28 @@ def test_projects_and_publications_views(archive, served):
     assert sorted(r["publications"]["bib_reference"]) == sorted({x["bib_reference"] for x in rows if x["bib_reference"]})
 
 
+def coverage_panel_shows_each_project(png, table):
+    """The plot as a person sees it: in the spectral-coverage panel (right half) each project's bars
+    are drawn in its own tab10 colour, stacked by row number (the higher the row, the higher on the
+    image), and no colour of a project that is not there appears."""
+    # tab10 (the plot's colour map) is matplotlib's default cycle, so project i is drawn in "C<i>"
+    pixels = png_rgb(png)
+    assert pixels.shape == (500, 1200, 3)  # figsize (12, 5) at 100 dpi
+    right = pixels[:, 600:]
+    projects = sorted(set(str(p) for p in table["proposal_id"]))
+    assert 2 <= len(projects) <= 10
+    mean_row, mean_y = {}, {}
+    for i, project in enumerate(projects):
+        rows = [k for k, p in enumerate(table["proposal_id"])
+                if str(p) == project and not np.ma.is_masked(table["em_min"][k])]
+        ys, _ = np.nonzero(colour_pixels(right, f"C{i}", tolerance=1))
+        assert rows and ys.size > 10, project
+        mean_row[project], mean_y[project] = np.mean(rows), ys.mean()
+    assert sorted(projects, key=mean_row.get) == sorted(projects, key=lambda p: -mean_y[p])
+    for i in set(range(len(projects), 10)) - {7}:  # C7, grey, is also anti-aliased black text
+        assert colour_pixels(pixels, f"C{i}", tolerance=1).sum() == 0, f"C{i}"
+
+
 @pytest.mark.parametrize("ext, fmt", [(".csv", "ascii.csv"), (".tsv", "ascii.tab"), (".xml", "votable")])
 def test_tables_written_and_counted(archive, tmp_path, ext, fmt):
     out = tmp_path / f"hits{ext}"
@@ -219,7 +243,7 @@ def test_tables_written_and_counted(archive, tmp_path, ext, fmt):
     assert sorted(projects["proposal_id"]) == sorted(set(str(p) for p in obs["proposal_id"]))
     assert str(obs["s_region"][0]).startswith("Polygon ICRS")
     if ext == ".xml":
-        assert (tmp_path / "hits.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        coverage_panel_shows_each_project(tmp_path / "hits.png", r["observations"])
     with pytest.raises(TaskParameterError, match="exists"):
         almaquery(project_code="2019.1.00001.S", service=archive.url, outfile=str(out))
 

@@ -30,6 +30,7 @@ from almatools.plugins.calflux.catalogue import Catalogue, CatalogueError, Sourc
 from almatools.plugins.calflux.dates import to_mjd
 from almatools.plugins.calflux.estimate import EstimateOptions, Estimator, fit_power_law, power_law
 from almatools.plugins.calflux.service import SourceCatalogueService, parse_flux_votable
+from almatools.testing import colour_pixels, png_rgb
 
 LN10 = math.log(10)
 
@@ -52,6 +53,15 @@ def catalogue_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def catalogue(catalogue_file):
     return Catalogue.read(catalogue_file)
+
+
+def plot_panels(path, sources: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The decoded plot cut into its (history, spectrum) panels; its size says one row per source."""
+    pixels = png_rgb(path)
+    assert pixels.shape == (round(3.4 * sources * 90), 12 * 90, 3)  # figsize (12, 3.4 per source) at 90 dpi
+    height = pixels.shape[0] // sources
+    return [(pixels[i * height:(i + 1) * height, :540], pixels[i * height:(i + 1) * height, 540:])
+            for i in range(sources)]
 
 
 def rows_of(path, source):
@@ -463,7 +473,12 @@ def test_estimate_mode_both_methods_side_by_side(sourcecat, catalogue, tmp_path)
     table = Table.read(tmp_path / "e.ecsv")
     assert list(table["fluxDensity"]) == [e["fluxDensity"] for e in r["estimates"]]
     assert list(table["service_flux"]) == [e["service"]["flux_density"] for e in r["estimates"]]
-    assert (tmp_path / "e.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    panels = plot_panels(tmp_path / "e.png", 2)  # one row per source, history left and spectrum right
+    for history, spectrum in panels:
+        assert colour_pixels(history, "tab:blue").sum() > 100 and colour_pixels(history, "k").sum() > 100
+        assert colour_pixels(spectrum, "tab:purple").sum() > 20  # method both: the service's values
+        assert colour_pixels(spectrum, "k").sum() > 500  # the power law
+        assert not colour_pixels(spectrum, "tab:orange").any()  # no archival values in estimate mode
     # the saved histories serve offline and give the same estimates
     again = calflux(source=["J0510+1800"], freq=["333.173GHz"], date=["2017-12-11"],
                     catalogue=str(tmp_path / "saved.csv"))
@@ -545,7 +560,11 @@ def test_mous_mode_on_the_example_pipeline_delivery(pipeline_mous, catalogue_fil
     derived = [x for x in r["rows"] if x["origin"] == "hifa_gfluxscale"]
     assert {x["field"] for x in derived} == {"J1126-3828", "J1147-3812"} and all(x["kind"] == "measured"
                                                                                for x in derived)
-    assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
+    for history, spectrum in plot_panels(tmp_path / "m.png", len(r["calibrators"])):
+        assert colour_pixels(history, "tab:blue").sum() > 40 and colour_pixels(history, "tab:red").sum() > 40
+        assert colour_pixels(spectrum, "tab:orange").sum() > 100  # each calibrator's archival values
+        assert colour_pixels(spectrum, "k").sum() > 500
+        assert not colour_pixels(spectrum, "tab:purple").any()  # no service asked
     with open(tmp_path / "m.csv", newline="") as fh:
         assert [float(x["archival_jy"]) for x in csv.DictReader(fh)] == [x["archival_jy"] for x in r["rows"]]
 

@@ -1011,3 +1011,112 @@ def test_fuzz_field_selections_are_literal_and_bounded(value):
     assert len(selection.indices) + len(selection.names) <= MAX_FIELD_WORK
     assert all(i.isdigit() and str(int(i)) == i for i in selection.indices)
     assert all(n.strip() == n and n and "'" not in n and "(" not in n and "*" not in n for n in selection.names)
+
+
+# ---- the PPR reader against an XML parser, on generated well-formed PPRs ----
+_WS = st.sampled_from(["", " ", "\n", "\n    ", "\t", "\r\n  "])
+_OTHER_COMMANDS = ["hifa_importdata", "hifa_bandpass", "hifa_gfluxscale", "hif_makeimlist"]
+_EMPTY_COMMENT = st.sampled_from(["", "<!---->", "<!-- -->"])  # '<!---->' is a whole (empty) comment
+
+
+@st.composite
+def _ppr_document(draw):
+    """A well-formed PPR and, for each fluxcalflag command name in it, (offset, name, expected action).
+
+    Items: commands (fluxcalflag or others, with or without applyflags), whole commands inside
+    comments, and the command names in prose elsewhere; the document may open with a comment.
+    """
+    parts, expected = [], []
+
+    def add(text):
+        parts.append(text)
+
+    lead = draw(st.sampled_from(["", "prose", "command"]))  # a comment may open the file, before the root
+    if lead == "prose":
+        add("<!-- " + draw(st.sampled_from(["PPR", "hifa_fluxcalflag off?", "x"])) + " -->" + draw(_WS))
+    elif lead == "command":
+        expected.append((len("<!--<ProcessingCommand><Command>"), "hifa_fluxcalflag", "keep"))
+        add("<!--<ProcessingCommand><Command>hifa_fluxcalflag</Command></ProcessingCommand>-->" + draw(_WS))
+    add('<SciPipeRequest xmlns="Alma/pipelinescience/SciPipeRequest">' + draw(_WS) + "<ProcessingProcedure>")
+    for _ in range(draw(st.integers(0, 6))):
+        kind = draw(st.sampled_from(["command", "commented", "prose"]))
+        name = draw(st.sampled_from(["hifa_fluxcalflag", "hif_fluxcalflag", *_OTHER_COMMANDS]))
+        applyflags = draw(st.sampled_from([None, "False", "false", "True", " FALSE "]))
+        ws = [draw(_WS) for _ in range(6)]
+        if kind == "prose":
+            add(f'{ws[0]}<Comment xmlns="">run {name} before hifa_bandpass</Comment>{draw(_EMPTY_COMMENT)}')
+            continue
+        add(f"{ws[0]}{'<!--' + ws[1] if kind == 'commented' else ''}<ProcessingCommand>{ws[2]}<Command xmlns=\"\">")
+        if name.endswith("_fluxcalflag"):
+            off = kind == "commented" or (applyflags is not None and applyflags.strip().lower() == "false")
+            expected.append((len("".join(parts)), name, "keep" if off else "report"))
+        add(f"{name}</Command>{ws[3]}<ParameterSet>")
+        if draw(st.booleans()):  # a parameter whose value names a command (it is no command)
+            add(f"{ws[4]}<Parameter><Keyword xmlns=\"\">note</Keyword><Value xmlns=\"\">after hifa_fluxcalflag"
+                "</Value></Parameter>")
+        if applyflags is not None:
+            add(f"{ws[4]}<Parameter><Keyword xmlns=\"\">applyflags</Keyword><Value xmlns=\"\">{applyflags}</Value>"
+                "</Parameter>")
+        add(f"</ParameterSet>{ws[5]}</ProcessingCommand>{ws[1] + '-->' if kind == 'commented' else ''}")
+    add("</ProcessingProcedure></SciPipeRequest>\n")
+    return "".join(parts), expected
+
+
+@pytest.mark.fuzz
+@given(_ppr_document(), st.sampled_from(["applyflags", "comment"]))
+def test_ppr_reader_agrees_with_an_xml_parser(document, fluxcalflag):
+    import xml.etree.ElementTree as ET
+    from almatools.plugins.calunflag.ppr import scan_ppr
+    text, expected = document
+    # the XML parser (which drops comments) sees exactly the active commands the generator meant
+    root = ET.fromstring(text)
+    ns = "{Alma/pipelinescience/SciPipeRequest}"
+    active = []
+    for command in root.iter(f"{ns}ProcessingCommand"):
+        name = command.find("Command").text
+        if name.endswith("_fluxcalflag"):
+            values = [p.find("Value").text for p in command.iter(f"{ns}Parameter")
+                      if p.find("Keyword").text == "applyflags"]
+            active.append("keep" if values and values[0].strip().lower() == "false" else "report")
+    findings = scan_ppr("PPR_x.xml", text, fluxcalflag)
+    assert [f.action for f in findings if "comment" not in f.reason] == active
+    want = [(text.count("\n", 0, offset) + 1, action) for offset, _, action in expected]
+    assert [(f.line, f.action) for f in findings] == want
+    assert [f.reason.startswith("inside an XML comment") for f in findings] == [_commented(text, offset)
+                                                                                for offset, _, _ in expected]
+
+
+@pytest.mark.parametrize("distance, found", [(200, True), (201, False)])
+def test_a_command_tag_is_looked_for_up_to_200_characters_back(distance, found):
+    """The reader looks back 200 characters from a command name for its <Command ...> tag (a bound that
+    keeps the scan linear); a tag with long attributes and whitespace within it is read, beyond it not."""
+    from almatools.plugins.calunflag.ppr import scan_ppr
+    tag = '<Command xmlns="" ' + "a" * 120 + '="">'
+    text = "<ProcessingCommand>" + tag + "\n" * (distance - len(tag)) + "hifa_fluxcalflag</Command></ProcessingCommand>"
+    assert len(text[text.index("<Command"):text.index("hifa_")]) == distance
+    assert [f.action for f in scan_ppr("PPR_x.xml", text, "applyflags")] == (["report"] if found else [])
+
+
+def test_a_truncated_ppr_still_reports_its_last_command():
+    """A PPR cut short (a partial download) after a command's name: the command is still reported."""
+    from almatools.plugins.calunflag.ppr import scan_ppr
+    text = (DATA / PPR).read_text()
+    at = text.index("hifa_fluxcalflag</Command>")
+    cut = text[:text.index("<ParameterSet>", at) + len("<ParameterSet>")]
+    assert "</ProcessingCommand" not in cut[at:]
+    findings = scan_ppr("PPR_cut.xml", cut, "applyflags")
+    assert [(f.line, f.action) for f in findings] == [(cut.count("\n", 0, at) + 1, "report")]
+
+
+def _commented(text, offset):
+    """Whether *offset* lies between a '<!--' and its '-->' (a plain scan, independent of ppr.py)."""
+    inside = False
+    i = 0
+    while i < offset:
+        if not inside and text.startswith("<!--", i):
+            inside, i = True, i + 4
+        elif inside and text.startswith("-->", i):
+            inside, i = False, i + 3
+        else:
+            i += 1
+    return inside

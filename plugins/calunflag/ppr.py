@@ -70,15 +70,18 @@ def scan_ppr(path: str, text: str, fluxcalflag: str) -> list[Finding]:
             if at >= 0 and text.startswith(name, at):
                 hits.append((at, name))
                 break
-    findings = []
-    for k, (start, name) in enumerate(hits):
+    commands = []  # (offset, name, end of </Command>) of the names that sit in a <Command> element
+    for start, name in hits:
         before = text[max(0, start - _REACH):start]
         before = before[before.rfind("<"):] if "<" in before else ""
         after = _CLOSE_TAG.match(text, start + len(name))
-        if not _OPEN_TAG.match(before) or after is None:
-            continue  # the name in some other element or in prose
-        # this command's parameters: up to its </ProcessingCommand> (and never past the next command)
-        limit = hits[k + 1][0] if k + 1 < len(hits) else len(text)
+        if _OPEN_TAG.match(before) and after is not None:  # else the name in some other element or in prose
+            commands.append((start, name, after))
+    findings = []
+    for k, (start, name, after) in enumerate(commands):
+        # this command's parameters: up to its </ProcessingCommand> (and never past the next command;
+        # a mention of a command name in a parameter's value is no command)
+        limit = commands[k + 1][0] if k + 1 < len(commands) else len(text)
         c = bisect.bisect_left(closes, after.end())
         end = min(closes[c] if c < len(closes) else len(text), limit)
         applyflags = _APPLYFLAGS.search(text, after.end(), end)

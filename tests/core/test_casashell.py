@@ -2,7 +2,9 @@
 
 Typed prompt lines are run through IPython's ``run_cell`` (autocall on, as at
 the prompt), so ``path = '...'`` followed by ``go calversion`` is exactly what
-a user types.  A second script is run with casashell's ``execfile``.
+a user types.  A second script is run with casashell's ``execfile``.  The task
+reads the package's example Member OUS, and what each face answers is checked
+against the values the example was written with and the files on disk.
 """
 
 import json
@@ -15,9 +17,28 @@ from pathlib import Path
 
 import pytest
 
+from almatools import example
 from almatools.casa_tasks.shell import STARTUP_LINE
 
 pytestmark = [pytest.mark.casa, pytest.mark.shell]
+
+#: what calversion answers, reduced to values that can be checked independently of it
+ANSWER = """{'casa_version': r['casa_version'], 'pipeline_version': r['pipeline_version'],
+             'calibration_type': r['calibration_type'], 'running_version': r['running_version'],
+             'matches': r['matches'], 'evidence': [r['calibration']['file'], r['calibration']['line']]}"""
+
+
+def expected_answer(mous: Path) -> dict:
+    """calversion's answer on the example, from the example's constants, the files and casatools."""
+    import casatools
+    running = ".".join(re.split(r"[.-]", casatools.version_string()))
+    header = f"CASA Version PIPELINE {example.CASA_VERSION}"
+    logs = [(p.relative_to(mous).as_posix(), n) for p in sorted((mous / "log").glob("*.log"))
+            for n, line in enumerate(p.read_text().splitlines(), 1) if header in line]
+    assert len(logs) == 1, logs  # the example has one pipeline log naming the CASA that ran
+    return {"casa_version": example.CASA_VERSION, "pipeline_version": example.PIPELINE_VERSION,
+            "calibration_type": "pipeline", "running_version": running,
+            "matches": running == example.CASA_VERSION, "evidence": list(logs[0])}
 
 
 def run_casashell(workdir: Path, script: str, home: Path) -> subprocess.CompletedProcess:
@@ -33,11 +54,10 @@ def run_casashell(workdir: Path, script: str, home: Path) -> subprocess.Complete
 @pytest.fixture(scope="module")
 def prompt_session(tmp_path_factory):
     work = tmp_path_factory.mktemp("casashell")
-    mous = work / "mous"
-    mous.mkdir()
+    mous = example.build_member_ous(work / "delivery", images=False)
     (work / "helper.py").write_text(textwrap.dedent(f"""
         r = calversion(path={str(mous)!r})
-        results['execfile'] = sorted(r) if isinstance(r, dict) else repr(r)
+        results['execfile'] = {ANSWER}
         results['execfile_globals_seen'] = 'results' in globals()
     """))
     out = run_casashell(work, f"""
@@ -53,7 +73,8 @@ def prompt_session(tmp_path_factory):
         typed("path = {str(mous)!r}")
         results['inp_after'] = typed("inp(calversion)")
         typed("r = go(calversion)")
-        results['go_result'] = sorted(ip.user_ns['r'])
+        r = ip.user_ns['r']
+        results['go_result'] = {ANSWER}
         results['last'] = open('calversion.last').read()
         typed("default calversion")
         results['after_default'] = 'path' in ip.user_ns
@@ -84,7 +105,7 @@ def test_inp_lists_the_xml_parameters(prompt_session):
 
 def test_go_runs_with_prompt_globals_and_writes_last(prompt_session):
     results, mous = prompt_session
-    assert isinstance(results["go_result"], list) and results["go_result"]
+    assert results["go_result"] == expected_answer(mous)
     assert re.search(rf"^path\s+= {re.escape(repr(str(mous)))}$", results["last"], re.M)
     assert results["last"].splitlines()[-1].startswith("#calversion( path=")
 
@@ -110,20 +131,20 @@ def test_taskhelp_lists_almatools_tasks_as_extra_tasks(prompt_session):
 
 
 def test_execfile_script_calls_tasks(prompt_session):
-    results, _ = prompt_session
-    assert results["execfile"] == results["go_result"]
+    results, mous = prompt_session
+    assert results["execfile"] == expected_answer(mous)
     assert results["execfile_globals_seen"] is True
 
 
 def test_plain_python_script_calls_tasks(tmp_path):
-    mous = tmp_path / "mous"
-    mous.mkdir()
+    mous = example.build_member_ous(tmp_path / "delivery", images=False)
     script = tmp_path / "pipeline.py"
     script.write_text(textwrap.dedent(f"""
+        import json
         from almatools.casa_tasks import calversion
-        result = calversion(path={str(mous)!r})
-        print(sorted(result))
+        r = calversion(path={str(mous)!r})
+        print(json.dumps({ANSWER}))
     """))
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().startswith("[")
+    assert json.loads(out.stdout.splitlines()[-1]) == expected_answer(mous)

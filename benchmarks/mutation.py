@@ -1,0 +1,693 @@
+"""Mutation testing of the computational modules:  python benchmarks/mutation.py [MODULE ...]
+
+Runs cosmic-ray (``pip install -e ".[mutation]"``) over each named module (default: every module
+in :data:`MODULES`; ``--list`` shows them) and records the figures in
+``benchmarks/mutation-results.json``, from which ``benchmarks/mutation-report.md`` is rewritten.
+A mutant is *killed* when the module's tests fail (or time out) with it applied; a surviving
+mutant is either a test gap to close or, once a person has read it, *equivalent* (no input can
+tell it from the original) or *accepted* (a gap judged not worth closing), each with its reason
+in ``benchmarks/mutation-equivalents.toml``.  The score is killed / (mutants - equivalent); the
+target is >= 90 % in each module.
+
+Why it is shaped like this:
+
+* The checkout is never touched.  Mutants are written into a scratch copy of the working tree
+  (tracked and untracked, not ignored files), imported through a throwaway virtual environment
+  that reuses this one's packages and maps ``almatools.*`` onto the copy, like the editable
+  install does onto the checkout.  A developer can go on editing and testing while a run goes.
+* Each mutant runs only the tests that exercise it.  The module's test files (``MODULES``) run
+  once unmutated under coverage with one context per test; a mutant then first runs, with
+  ``-x`` and fastest first, the tests that executed the changed lines, and only if they all
+  pass every other test of those files that ran any line of the module or started a process
+  (code run in subprocesses is invisible to coverage).  A test that does neither cannot meet
+  the mutant; one that only reads a module constant is left out, which can only make the
+  score lower, never higher.
+* The operator set is mutmut-like: one replacement per operator (``+``→``-``, ``<``→``<=`` …),
+  boolean, number (n±1), loop, ``not``, break/continue and exception-handler mutations;
+  cosmic-ray's arbitrary variable replacement/insertion and decorator removal are left out.
+* Two cores are shared: mutants run one at a time; a run of a module takes minutes to an hour.
+  Interrupt it and run the module again: a module's figure is recorded only when its run ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import difflib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "mutation-results.json"
+REPORT = ROOT / "benchmarks" / "mutation-report.md"
+EQUIVALENTS = ROOT / "benchmarks" / "mutation-equivalents.toml"
+TARGET = 0.90
+#: address-space bound of each test run in the test server: a mutant that appends in an endless
+#: loop fails with MemoryError in seconds instead of taking the shared machine's memory
+MEMORY_LIMIT = 4 * 2**30
+
+#: module name -> (source file, the test files that exercise it).  Test files, not test names: a
+#: mutant's relevant tests inside them are found by coverage at run time.
+MODULES: dict[str, tuple[str, list[str]]] = {
+    # calscripts: calunflag and calversion
+    "calunflag.scan": ("plugins/calunflag/scan.py", ["tests/test_calunflag.py"]),
+    "calunflag.edit": ("plugins/calunflag/edit.py", ["tests/test_calunflag.py"]),
+    "calunflag.roles": ("plugins/calunflag/roles.py", ["tests/test_calunflag.py"]),
+    "calunflag.ppr": ("plugins/calunflag/ppr.py", ["tests/test_calunflag.py"]),
+    "calversion.sources": ("plugins/calversion/sources.py", ["tests/test_calversion.py"]),
+    # query: the ADQL builder and almaquery's grammar
+    "archive.adql": ("plugins/archive/adql.py", ["tests/test_almaquery.py", "tests/test_almaquery_grammar.py"]),
+    "archive.grammar": ("plugins/archive/grammar.py", ["tests/test_almaquery_grammar.py", "tests/test_almaquery.py"]),
+    # fetch: download, unpack, server names, credentials, integrity
+    "archive.download": ("plugins/archive/download.py",
+                         ["tests/test_almafetch_transfer.py", "tests/test_almafetch.py",
+                          "tests/test_almafetch_servers.py"]),
+    "archive.unpack": ("plugins/archive/unpack.py", ["tests/test_almafetch_unpack.py", "tests/test_almafetch.py"]),
+    "archive.names": ("plugins/archive/names.py", ["tests/test_almafetch_servers.py", "tests/test_almafetch.py"]),
+    "archive.credentials": ("plugins/archive/credentials.py",
+                            ["tests/test_almafetch_servers.py", "tests/test_almafetch.py"]),
+    "archive.integrity": ("plugins/archive/integrity.py",
+                          ["tests/test_almafetch_transfer.py", "tests/test_almafetch.py"]),
+    # core: the registry
+    "core.registry": ("almatools/registry.py", ["tests/core/test_registry.py", "tests/test_plugin_template.py"]),
+    # calflux: estimates, and the delivery readers it shares
+    "calflux.estimate": ("plugins/calflux/estimate.py", ["tests/test_calflux.py"]),
+    "delivery.fluxcsv": ("almatools/delivery/fluxcsv.py", ["tests/test_delivery.py", "tests/test_calflux.py"]),
+    "delivery.fluxscale": ("almatools/delivery/fluxscale.py", ["tests/test_delivery.py", "tests/test_calflux.py"]),
+    "delivery.listobs": ("almatools/delivery/listobs.py", ["tests/test_delivery.py", "tests/test_calflux.py"]),
+    "delivery.scripts": ("almatools/delivery/scripts.py", ["tests/test_delivery.py", "tests/test_calflux.py"]),
+    "delivery.aqua": ("almatools/delivery/aqua.py", ["tests/test_delivery.py"]),
+    # weights and frames
+    "frames.convert": ("plugins/frames/convert.py", ["tests/test_frameconv.py"]),
+    "frames.contdat": ("plugins/frames/contdat.py", ["tests/test_contdat.py", "tests/test_frameconv.py"]),
+    "frames.selection": ("plugins/frames/selection.py", ["tests/test_frameconv.py", "tests/test_contdat.py"]),
+    "frames.chansel": ("plugins/frames/chansel.py", ["tests/test_frameconv.py", "tests/test_contdat.py"]),
+    "weights.stats": ("plugins/weights/stats.py", ["tests/test_wtcheck.py"]),
+    "weights.fix": ("plugins/weights/fix.py", ["tests/test_wtcheck.py"]),
+    # brightness and models
+    "brightness.conversion": ("plugins/brightness/conversion.py", ["tests/test_tbconv.py"]),
+    "brightness.images": ("plugins/brightness/images.py", ["tests/test_tbconv.py"]),
+    "models.components": ("plugins/models/components.py", ["tests/test_cl2image.py"]),
+    "models.grid": ("plugins/models/grid.py", ["tests/test_cl2image.py"]),
+}
+
+#: cosmic-ray operators kept (everything else is filtered out before the run): one replacement
+#: per binary and comparison operator, as mutmut does, plus the structural mutations that model
+#: real slips (a negation lost or added, a constant off by one, a loop never entered, a handler
+#: that no longer catches).
+KEPT_OPERATORS = {
+    *(f"core/ReplaceBinaryOperator_{a}_{b}" for a, b in [
+        ("Add", "Sub"), ("Sub", "Add"), ("Mul", "Div"), ("Div", "Mul"), ("FloorDiv", "Div"),
+        ("Mod", "FloorDiv"), ("Pow", "Mul"), ("BitOr", "BitAnd"), ("BitAnd", "BitOr"),
+        ("BitXor", "BitOr"), ("LShift", "RShift"), ("RShift", "LShift")]),
+    *(f"core/ReplaceComparisonOperator_{a}_{b}" for a, b in [
+        ("Eq", "NotEq"), ("NotEq", "Eq"), ("Lt", "LtE"), ("LtE", "Lt"), ("Gt", "GtE"), ("GtE", "Gt"),
+        ("Is", "IsNot"), ("IsNot", "Is")]),  # cosmic-ray has no in/not-in replacement
+    "core/ReplaceUnaryOperator_USub_UAdd", "core/ReplaceUnaryOperator_Delete_Not",
+    "core/ReplaceUnaryOperator_Delete_USub", "core/ReplaceUnaryOperator_Delete_Invert",
+    "core/AddNot", "core/ReplaceTrueWithFalse", "core/ReplaceFalseWithTrue", "core/ReplaceAndWithOr",
+    "core/ReplaceOrWithAnd", "core/ReplaceBreakWithContinue", "core/ReplaceContinueWithBreak",
+    "core/NumberReplacer", "core/ZeroIterationForLoop", "core/ExceptionReplacer",
+}
+
+#: pytest options of every run: no cache written into the copy, quiet, the CI hypothesis profile
+PYTEST = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-W", "ignore"]
+
+# --------------------------------------------------------------------------------------------------
+# the scratch copy and its virtual environment
+
+_FINDER = '''\
+"""Maps almatools.* onto the scratch copy, as the editable install maps it onto the checkout."""
+import sys
+from importlib.machinery import ModuleSpec, PathFinder
+from importlib.util import spec_from_file_location
+
+MAPPING = {mapping!r}
+
+
+class _MutationFinder:
+    @classmethod
+    def find_spec(cls, fullname, path=None, target=None):
+        if fullname in MAPPING:
+            folder = MAPPING[fullname]
+            init = folder + "/__init__.py"
+            try:
+                open(init).close()
+            except OSError:  # a folder without __init__.py (xml/): a namespace package
+                spec = ModuleSpec(fullname, None, is_package=True)
+                spec.submodule_search_locations = [folder]
+                return spec
+            return spec_from_file_location(fullname, init, submodule_search_locations=[folder])
+        parent = fullname.rpartition(".")[0]
+        if parent in MAPPING:
+            return PathFinder.find_spec(fullname, [MAPPING[parent]])
+        return None
+
+
+sys.meta_path.insert(0, _MutationFinder)
+'''
+
+
+def package_dirs() -> dict[str, str]:
+    """``almatools.*`` import name -> folder, from pyproject's ``[tool.setuptools] package-dir``."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return dict(pyproject["tool"]["setuptools"]["package-dir"])
+
+
+def make_scratch(base: Path) -> tuple[Path, Path]:
+    """Copy the working tree into ``base/src`` and make ``base/venv`` import almatools from it.
+
+    The venv has no packages of its own: a ``.pth`` line puts this environment's site-packages
+    behind its own (so CASA, pytest … are reused, without the checkout's editable finder, whose
+    ``.pth`` is not processed there), and a finder installed first maps ``almatools.*`` onto the
+    copy.  Returns (copy, python of the venv).
+    """
+    src = base / "src"
+    files = subprocess.run(["git", "ls-files", "-z", "-c", "-o", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        origin = ROOT / name
+        if origin.is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(origin, src / name)
+    venv = base / "venv"
+    subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(venv)],
+                   check=True)
+    python = venv / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    mapping = {name: str(src / folder) for name, folder in package_dirs().items()}
+    (site / "_almatools_mutation_finder.py").write_text(_FINDER.format(mapping=mapping))
+    (site / "_almatools_mutation.pth").write_text(
+        "import _almatools_mutation_finder\n" + sysconfig.get_paths()["purelib"] + "\n")
+    check = subprocess.run([str(python), "-c", "import almatools.plugins, casatools; print(almatools.plugins.__file__)"],
+                           capture_output=True, text=True, cwd=base)
+    if check.returncode or not check.stdout.strip().startswith(str(src)):
+        raise SystemExit(f"mutation: the scratch environment does not import the copy:\n{check.stdout}{check.stderr}")
+    return src, python
+
+
+# --------------------------------------------------------------------------------------------------
+# which tests run which lines
+
+_CONTEXT_PLUGIN = '''\
+"""pytest plugin: one coverage context per test, so each line knows the tests that ran it."""
+import json
+import os
+import subprocess
+import sys
+import coverage
+import pytest
+
+_cov = coverage.Coverage(data_file=os.environ["MUTATION_COVERAGE"], include=[os.environ["MUTATION_SOURCE"]])
+_durations = {}
+# tests that start processes (subprocess, multiprocessing, os.fork): coverage does not see into them,
+# so such a test may run the module without showing it
+_spawners = set()
+_current = [""]
+_popen_init = subprocess.Popen.__init__
+_fork = os.fork
+
+
+def _noting_popen_init(self, *args, **kwargs):
+    _spawners.add(_current[0])
+    return _popen_init(self, *args, **kwargs)
+
+
+def _noting_fork():
+    _spawners.add(_current[0])
+    return _fork()
+
+
+subprocess.Popen.__init__ = _noting_popen_init
+os.fork = _noting_fork
+
+
+def pytest_configure(config):
+    _cov.start()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    _cov.switch_context(item.nodeid)
+    _current[0] = item.nodeid
+    yield
+    _current[0] = ""
+    _cov.switch_context("")
+
+
+def pytest_runtest_logreport(report):
+    _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_unconfigure(config):
+    _cov.stop()
+    _cov.save()
+    with open(os.environ["MUTATION_DURATIONS"], "w") as fh:
+        json.dump(_durations, fh)
+    with open(os.environ["MUTATION_SPAWNERS"], "w") as fh:
+        json.dump(sorted(_spawners), fh)
+    # what the tests imported outside almatools and the tests themselves: the test server imports it once
+    root = str(config.rootpath)
+    outside = [m for m, mod in list(sys.modules.items())
+               if not (getattr(mod, "__file__", None) or "").startswith(root)
+               and not m.startswith(("almatools", "conftest", "mutation_", "coverage", "__main__"))]
+    with open(os.environ["MUTATION_IMPORTS"], "w") as fh:
+        json.dump(outside, fh)
+'''
+
+
+def covering_tests(src: Path, python: Path, work: Path, module: str) -> tuple[dict[int, list[str]], dict, float]:
+    """Run the module's test files once, unmutated: line -> test ids that ran it, each test's
+    duration, and the run's duration.
+
+    Exits when the tests fail without a mutant (a run on a red baseline says nothing).
+    """
+    source, tests = MODULES[module]
+    (work / "mutation_contexts.py").write_text(_CONTEXT_PLUGIN)
+    env = dict(os.environ, MUTATION_COVERAGE=str(work / "coverage.db"), MUTATION_SOURCE=str(src / source),
+               MUTATION_DURATIONS=str(work / "durations.json"), MUTATION_IMPORTS=str(work / "imports.json"),
+               MUTATION_SPAWNERS=str(work / "spawners.json"),
+               PYTHONPATH=str(work), PYTHONDONTWRITEBYTECODE="1")
+    start = time.monotonic()
+    run = subprocess.run([str(python), *PYTEST, "-p", "mutation_contexts", *tests], cwd=src, env=env,
+                         capture_output=True, text=True)
+    took = time.monotonic() - start
+    if run.returncode != 0:
+        raise SystemExit(f"mutation: {module}: the tests fail without any mutant; fix them first:\n"
+                         f"{run.stdout[-4000:]}{run.stderr[-2000:]}")
+    import coverage
+    data = coverage.CoverageData(basename=str(work / "coverage.db"))
+    data.read()
+    lines: dict[int, set[str]] = {}
+    for measured in data.measured_files():
+        for line, contexts in (data.contexts_by_lineno(measured) or {}).items():
+            lines.setdefault(line, set()).update(contexts)
+    # "" is the context of import and collection: such a line is not owned by particular tests
+    durations = json.loads((work / "durations.json").read_text())
+    return {line: sorted(c) if "" not in c else [] for line, c in lines.items()}, durations, took
+
+
+# --------------------------------------------------------------------------------------------------
+# the test command cosmic-ray runs for each mutant
+
+
+def changed_lines(original: str, mutated: str) -> list[int]:
+    """1-based lines of ``original`` that the mutation replaced."""
+    changed = []
+    matcher = difflib.SequenceMatcher(a=original.splitlines(), b=mutated.splitlines(), autojunk=False)
+    for tag, i1, i2, _, _ in matcher.get_opcodes():
+        if tag != "equal":
+            changed.extend(range(i1 + 1, max(i2, i1 + 1) + 1))
+    return changed
+
+
+def run_tests_for_mutant(work: Path) -> int:
+    """Exit status for cosmic-ray: 0 if every relevant test passes with the mutant applied."""
+    state = json.loads((work / "state.json").read_text())
+    source = Path(state["source"])
+    original = (work / "pristine.py").read_text()
+    lines = changed_lines(original, source.read_text())
+    covering = state["covering"]
+    owners: set[str] = set()
+    for line in lines:
+        tests = covering.get(str(line))
+        if not tests:  # not run by any test, or run at import time: only the full files can tell
+            owners = set()
+            break
+        owners.update(tests)
+    if owners:  # fastest first: with -x a killed mutant costs the time to its first failing test
+        durations = state.get("durations", {})
+        if pytest_status(work, ["-x", *sorted(owners, key=lambda t: durations.get(t, 0.0))]) != 0:
+            return 1
+    if "spawners" not in state:  # a run begun before spawners were recorded
+        deselect = [arg for test in sorted(owners) for arg in ("--deselect", test)]
+        return 1 if pytest_status(work, ["-x", *deselect, *state["tests"]]) not in (0, 5) else 0
+    # then every other test that ran any line of the module, and every test that starts processes
+    # (coverage cannot see into them); a test that does neither cannot meet the mutant
+    durations = state.get("durations", {})
+    touching = {t for tests in covering.values() for t in tests} | set(state["spawners"])
+    rest = sorted(touching - owners - {""}, key=lambda t: durations.get(t, 0.0))
+    return 1 if rest and pytest_status(work, ["-x", *rest]) != 0 else 0
+
+
+def pytest_status(work: Path, args: list[str]) -> int:
+    """pytest's exit status for *args*, from the module's test server (or a fresh process without one)."""
+    sock = work / "server.sock"
+    if not sock.exists():
+        return subprocess.run([sys.executable, *PYTEST, *args], env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+    import socket
+    with socket.socket(socket.AF_UNIX) as client:
+        client.connect(str(sock))
+        client.sendall(json.dumps(args).encode() + b"\n")
+        return int(client.makefile().readline())
+
+
+# --------------------------------------------------------------------------------------------------
+# the test server: pytest, conftest, CASA and every third-party module already imported, one fork a run
+
+
+def serve(work: Path) -> None:
+    """Answer test runs for one module's mutants until killed (run by the scratch venv, cwd = copy).
+
+    Starting Python, pytest, CASA, astropy, matplotlib … for each mutant costs far more than most
+    test runs (20 s against 1-2 s on a loaded machine).  This process imports the tests' conftest
+    (which configures CASA offline and imports casatools) and every module outside almatools that
+    the unmutated run imported, then forks a child per request: the child forgets every almatools
+    module, so the mutated source is imported afresh from disk, and runs pytest in-process.  The
+    server itself never runs a test, so no state passes from one mutant to the next.
+    """
+    import importlib
+    import resource
+    import signal
+    import socket
+    sys.dont_write_bytecode = True
+    state = json.loads((work / "state.json").read_text())
+    sys.path.insert(0, str(Path("tests").resolve()))
+    import conftest  # noqa: F401  (HOME, CASA's site config, hypothesis profiles, casatools)
+    for name in state.get("preimport", []):
+        try:
+            importlib.import_module(name)
+        except BaseException:  # a module that only imports in some contexts: the child imports it itself
+            pass
+    import pytest
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(work / "server.sock.new"))
+    server.listen(1)
+    os.replace(work / "server.sock.new", work / "server.sock")  # clients see the socket only once it listens
+    timeout = state["timeout"]
+    while True:
+        conn, _ = server.accept()
+        with conn:
+            args = json.loads(conn.makefile().readline())
+            pid = os.fork()
+            if pid == 0:  # the child: fresh almatools, pytest in-process, its status as exit code
+                server.close()
+                resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+                os.setpgid(0, 0)
+                signal.signal(signal.SIGTERM, _interrupt)  # a time-out lets fixtures stop their servers
+                for name in [m for m in sys.modules if m == "almatools" or m.startswith("almatools.")]:
+                    del sys.modules[name]
+                log = os.open(work / "last-run.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)  # for a look
+                os.dup2(log, 1)
+                os.dup2(log, 2)
+                try:
+                    status = int(pytest.main([*PYTEST[2:], *args]))
+                except BaseException:
+                    status = 3
+                os._exit(status)
+            deadline = time.monotonic() + timeout
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    code = os.waitstatus_to_exitcode(status)
+                    break
+                if time.monotonic() > deadline:  # a mutant that loops: killed by its time-out
+                    _stop(pid)
+                    code = 124
+                    break
+                time.sleep(0.05)
+            conn.sendall(f"{code}\n".encode())
+
+
+# --------------------------------------------------------------------------------------------------
+# one module
+
+
+def cr_cli(*args: str, cwd: Path) -> None:
+    exe = Path(sys.executable).parent / args[0]
+    subprocess.run([str(exe), *args[1:]], cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+
+
+def run_module(module: str, base: Path, src: Path, python: Path) -> dict:
+    import cosmic_ray.plugins
+    source, tests = MODULES[module]
+    work = base / "work" / module
+    work.mkdir(parents=True)
+    print(f"== {module}: measuring which tests run which lines of {source}", flush=True)
+    covering, durations, took = covering_tests(src, python, work, module)
+    timeout = round(max(120.0, 4 * took))
+    (work / "pristine.py").write_text((src / source).read_text())
+    (work / "state.json").write_text(json.dumps({
+        "source": str(src / source), "tests": tests, "durations": durations, "timeout": timeout,
+        "preimport": json.loads((work / "imports.json").read_text()),
+        "spawners": json.loads((work / "spawners.json").read_text()),
+        "covering": {str(k): v for k, v in covering.items()}}))
+    known = set(cosmic_ray.plugins.operator_names())
+    if KEPT_OPERATORS - known:
+        raise SystemExit(f"mutation: cosmic-ray has no operator(s) {sorted(KEPT_OPERATORS - known)}")
+    excluded = [f"^{re.escape(name)}$" for name in sorted(known - KEPT_OPERATORS)]
+    config = work / "cosmic-ray.toml"
+    config.write_text(
+        "[cosmic-ray]\n"
+        f"module-path = {json.dumps(str(src / source))}\n"
+        f"timeout = {3 * timeout}\n"  # the server times each of the (up to two) pytest runs out itself
+        "excluded-modules = []\n"
+        f"test-command = {json.dumps(f'{python} {Path(__file__).resolve()} --run-tests {work}')}\n"
+        "[cosmic-ray.distributor]\nname = \"local\"\n"
+        "[cosmic-ray.filters.operators-filter]\n"
+        f"exclude-operators = {json.dumps(excluded)}\n")
+    session = work / "session.sqlite"
+    cr_cli("cosmic-ray", "init", str(config), str(session), cwd=src)
+    cr_cli("cr-filter-operators", str(session), str(config), cwd=src)
+    cr_cli("cr-filter-pragma", str(session), cwd=src)
+    total = _pending(session)
+    print(f"   {total} mutants; baseline tests {took:.0f} s, timeout {timeout} s", flush=True)
+    start = time.monotonic()
+    server = start_server(work, src, python)
+    try:
+        if pytest_status(work, tests) != 0:  # the same tests, unmutated, through the server and its limits
+            # some tests need a process of their own (CASA's log file, servers they start): then every
+            # run starts a fresh pytest, which is slower but never wrong
+            print(f"   the tests do not pass in the test server (see {work / 'last-run.log'} with --keep); "
+                  "running each mutant in a fresh process", flush=True)
+            server.kill()
+            (work / "server.sock").unlink()
+        cr_cli("cosmic-ray", "exec", str(config), str(session), cwd=src)
+    finally:
+        server.kill()
+        server.wait()
+    if (src / source).read_text() != (work / "pristine.py").read_text():
+        raise SystemExit(f"mutation: {source} in the scratch copy was not restored after the run")
+    return summarise(module, session, time.monotonic() - start)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # pytest tears the session's fixtures down (the archive emulator's servers)
+
+
+def _stop(pid: int, grace: float = 30.0) -> None:
+    """End a test run: SIGTERM (fixtures tear down), then SIGKILL to its process group."""
+    import signal
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            break
+        time.sleep(0.2)
+    else:
+        os.killpg(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
+def start_server(work: Path, src: Path, python: Path) -> subprocess.Popen:
+    """Start the module's test server and wait until it listens."""
+    server = subprocess.Popen([str(python), str(Path(__file__).resolve()), "--serve", str(work)], cwd=src,
+                              env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"), stdout=subprocess.DEVNULL,
+                              stderr=open(work / "server.log", "w"))
+    while not (work / "server.sock").exists():
+        if server.poll() is not None:
+            raise SystemExit(f"mutation: the test server stopped: {(work / 'server.log').read_text()[-3000:]}")
+        time.sleep(0.2)
+    return server
+
+
+def _pending(session: Path) -> int:
+    from cosmic_ray.work_db import WorkDB, use_db
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        return db.num_work_items - db.num_results
+
+
+def _mutant_key(diff: str) -> tuple[str, str]:
+    """(removed line, added line) of a one-line mutation, stripped: stable across line shifts."""
+    minus = [l[1:].strip() for l in diff.splitlines() if l.startswith("-") and not l.startswith("---")]
+    plus = [l[1:].strip() for l in diff.splitlines() if l.startswith("+") and not l.startswith("+++")]
+    return " / ".join(minus), " / ".join(plus)
+
+
+def summarise(module: str, session: Path, seconds: float) -> dict:
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome, WorkerOutcome
+    counts = {"killed": 0, "survived": 0, "incompetent": 0}
+    survivors = []
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item, result in db.completed_work_items:
+            if result.worker_outcome in (WorkerOutcome.SKIPPED, WorkerOutcome.NO_TEST):
+                continue
+            if result.worker_outcome != WorkerOutcome.NORMAL or result.test_outcome == TestOutcome.INCOMPETENT:
+                counts["incompetent"] += 1
+            elif result.test_outcome == TestOutcome.KILLED:
+                counts["killed"] += 1
+            else:
+                counts["survived"] += 1
+                mutation = item.mutations[0]
+                before, after = _mutant_key(result.diff)
+                survivors.append({"operator": mutation.operator_name, "line": mutation.start_pos[0],
+                                  "before": before, "after": after})
+    return {"module": module, "source": MODULES[module][0], "date": _dt.date.today().isoformat(),
+            "commit": _commit(), "seconds": round(seconds), **counts,
+            "survivors": sorted(survivors, key=lambda s: (s["line"], s["operator"]))}
+
+
+def _commit() -> str:
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()
+    return head + ("+changes" if dirty else "")
+
+
+# --------------------------------------------------------------------------------------------------
+# the report
+
+
+def judgements() -> list[dict]:
+    """The read survivors: ``[[mutant]]`` tables with module, before, after, verdict, reason."""
+    if not EQUIVALENTS.exists():
+        return []
+    entries = tomllib.loads(EQUIVALENTS.read_text()).get("mutant", [])
+    for entry in entries:
+        if entry.get("verdict") not in ("equivalent", "accepted") or not entry.get("reason"):
+            raise SystemExit(f"{EQUIVALENTS.name}: every [[mutant]] needs verdict equivalent|accepted and a reason: "
+                             f"{entry}")
+    return entries
+
+
+def judge(record: dict, entries: list[dict]) -> list[dict]:
+    """The record's survivors, each with its verdict ('gap' when nobody has judged it)."""
+    judged = []
+    for s in record["survivors"]:
+        match = next((e for e in entries if e["module"] == record["module"] and e["before"] == s["before"]
+                      and e["after"] == s["after"] and e.get("operator", s["operator"]) == s["operator"]), None)
+        judged.append({**s, "verdict": match["verdict"] if match else "gap",
+                       "reason": match["reason"] if match else "not yet judged: a test gap until shown otherwise"})
+    return judged
+
+
+def score(record: dict, judged: list[dict]) -> tuple[int, int, float]:
+    """(non-equivalent mutants, killed, killed / non-equivalent)."""
+    equivalent = sum(1 for s in judged if s["verdict"] == "equivalent")
+    relevant = record["killed"] + record["survived"] - equivalent
+    return relevant, record["killed"], (record["killed"] / relevant if relevant else 1.0)
+
+
+def write_report(results: dict) -> str:
+    entries = judgements()
+    rows, details = [], []
+    all_relevant = all_killed = 0
+    for module in [m for m in MODULES if m in results]:
+        record = results[module]
+        judged = judge(record, entries)
+        relevant, killed, ratio = score(record, judged)
+        all_relevant += relevant
+        all_killed += killed
+        counts = {v: sum(1 for s in judged if s["verdict"] == v) for v in ("equivalent", "accepted", "gap")}
+        rows.append(f"| {module} | `{record['source']}` | {record['killed'] + record['survived']} | {killed} | "
+                    f"{record['survived']} | {counts['equivalent']} | {counts['accepted']} | {counts['gap']} | "
+                    f"{100 * ratio:.1f} % | {'yes' if ratio >= TARGET else '**no**'} | {record['date']} "
+                    f"({record['commit']}, {record['seconds'] // 60} min) |")
+        if judged:
+            details.append(f"\n### {module}\n")
+            details.extend(f"- line {s['line']} `{s['operator'].split('/')[-1]}`: `{s['before']}` → "
+                           f"`{s['after']}` — **{s['verdict']}**: {s['reason']}" for s in judged)
+    missing = [m for m in MODULES if m not in results]
+    overall = f"{100 * all_killed / all_relevant:.1f} %" if all_relevant else "n/a"
+    text = [
+        "# Mutation testing report",
+        "",
+        "Written by `python benchmarks/mutation.py` (cosmic-ray; see its docstring for the operator set and",
+        "how each mutant runs only the tests that exercise it); figures from `benchmarks/mutation-results.json`,",
+        "verdicts on survivors from `benchmarks/mutation-equivalents.toml`. Score = killed / (mutants −",
+        f"equivalent); target ≥ {100 * TARGET:.0f} % per module. Timings are on a 2-core machine shared with other",
+        "work, so a run's minutes are only indicative.",
+        "",
+        f"**Overall: {all_killed} of {all_relevant} non-equivalent mutants killed ({overall})** over "
+        f"{len(MODULES) - len(missing)} of {len(MODULES)} modules.",
+        "",
+        "| module | source | mutants | killed | survived | equivalent | accepted | not judged | score | ≥ 90 % | run |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        *rows,
+    ]
+    if missing:
+        text += ["", "Not run yet: " + ", ".join(missing) + "."]
+    if details:
+        text += ["", "## Surviving mutants", *details]
+    return "\n".join(text) + "\n"
+
+
+def load_results() -> dict:
+    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("modules", nargs="*", help="modules to run (default: all; see --list)")
+    parser.add_argument("--list", action="store_true", help="list the modules and their test files")
+    parser.add_argument("--report", action="store_true", help="only rewrite the report from the recorded results")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch copy (to read cosmic-ray's session)")
+    parser.add_argument("--run-tests", metavar="WORK", help=argparse.SUPPRESS)  # cosmic-ray's test command
+    parser.add_argument("--serve", metavar="WORK", help=argparse.SUPPRESS)  # the module's test server
+    args = parser.parse_args(argv)
+    if args.run_tests:
+        return run_tests_for_mutant(Path(args.run_tests))
+    if args.serve:
+        serve(Path(args.serve))
+        return 0
+    if args.list:
+        for name, (source, tests) in MODULES.items():
+            print(f"{name:<24} {source:<40} {' '.join(tests)}")
+        return 0
+    unknown = [m for m in args.modules if m not in MODULES]
+    if unknown:
+        parser.error(f"unknown module(s) {unknown}; known: {', '.join(MODULES)}")
+    if not args.report:
+        base = Path(tempfile.mkdtemp(prefix="almatools-mutation-"))
+        try:
+            src, python = make_scratch(base)
+            for module in args.modules or list(MODULES):
+                record = run_module(module, base, src, python)
+                results = load_results()
+                results[module] = record
+                RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+                REPORT.write_text(write_report(results))
+                print(f"   killed {record['killed']}, survived {record['survived']}, "
+                      f"incompetent {record['incompetent']} ({record['seconds']} s)", flush=True)
+        finally:
+            if args.keep:
+                print(f"mutation: scratch copy kept in {base}")
+            else:
+                shutil.rmtree(base, ignore_errors=True)
+    results = load_results()
+    REPORT.write_text(write_report(results))
+    short = []
+    for module in args.modules or list(MODULES):
+        if module in results:
+            _, _, ratio = score(results[module], judge(results[module], judgements()))
+            if ratio < TARGET:
+                short.append(f"{module} {100 * ratio:.1f} %")
+    print(f"mutation: report in {REPORT.relative_to(ROOT)}" + (f"; below {100 * TARGET:.0f} %: {', '.join(short)}"
+                                                             if short else ""))
+    return 1 if short else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

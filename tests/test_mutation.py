@@ -1,0 +1,99 @@
+"""The mutation-testing run (benchmarks/mutation.py) stays runnable and its report stays honest.
+
+The run itself takes hours and is not part of CI; these tests check its parts: the module map,
+the scratch environment that keeps the checkout untouched, the changed-line lookup that picks
+each mutant's tests, the score, and that the report in the repository is the one its recorded
+results and verdicts give.
+"""
+
+import importlib.util
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def mutation():
+    spec = importlib.util.spec_from_file_location("almatools_mutation", ROOT / "benchmarks" / "mutation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_computational_module_is_mapped_to_existing_tests(mutation):
+    sources = {source for source, _ in mutation.MODULES.values()}
+    wanted = {  # issue 23's list
+        "plugins/brightness/conversion.py", "plugins/frames/convert.py", "plugins/frames/contdat.py",
+        "plugins/frames/selection.py", "plugins/weights/stats.py", "plugins/weights/fix.py",
+        "plugins/models/components.py", "plugins/models/grid.py", "plugins/calunflag/scan.py",
+        "plugins/calunflag/edit.py", "plugins/calunflag/roles.py", "plugins/calversion/sources.py",
+        "plugins/archive/adql.py", "plugins/archive/grammar.py", "plugins/archive/download.py",
+        "plugins/archive/unpack.py", "plugins/archive/names.py", "plugins/archive/credentials.py",
+        "almatools/registry.py", "plugins/calflux/estimate.py", "almatools/delivery/fluxcsv.py"}
+    assert wanted <= sources
+    for name, (source, tests) in mutation.MODULES.items():
+        assert (ROOT / source).is_file(), name
+        assert tests and all((ROOT / t).is_file() and t.startswith("tests/") for t in tests), name
+
+
+@pytest.mark.parametrize("original, mutated, lines", [
+    ("a = 1\nb = 2\nc = 3\n", "a = 1\nb = 3\nc = 3\n", [2]),
+    ("a = 1\nb = 2\nc = 3\n", "a = 1\nb = 2\nc = 3\n", []),
+    ("if x:\n    y()\nz()\n", "if not x:\n    y()\nz()\n", [1]),
+    ("for i in s:\n    f(i)\n", "for i in []:\n    f(i)\n", [1]),
+    ("a = (1 +\n     2)\n", "a = (1 -\n     2)\n", [1]),
+    ("a = 1\nb = 2\n", "a = 1\n", [2]),  # a deleted line is the line that changed
+])
+def test_changed_lines_are_the_lines_of_the_original_that_differ(mutation, original, mutated, lines):
+    assert mutation.changed_lines(original, mutated) == lines
+
+
+def test_score_leaves_out_only_equivalent_mutants(mutation, tmp_path, monkeypatch):
+    verdicts = tmp_path / "verdicts.toml"
+    verdicts.write_text('[[mutant]]\nmodule = "m"\nbefore = "x < 1"\nafter = "x <= 1"\nverdict = "equivalent"\n'
+                        'reason = "x is never 1"\n'
+                        '[[mutant]]\nmodule = "m"\nbefore = "y = 2"\nafter = "y = 3"\nverdict = "accepted"\n'
+                        'reason = "a log width"\n')
+    monkeypatch.setattr(mutation, "EQUIVALENTS", verdicts)
+    record = {"module": "m", "killed": 17, "survived": 3, "survivors": [
+        {"operator": "core/ReplaceComparisonOperator_Lt_LtE", "line": 4, "before": "x < 1", "after": "x <= 1"},
+        {"operator": "core/NumberReplacer", "line": 9, "before": "y = 2", "after": "y = 3"},
+        {"operator": "core/AddNot", "line": 12, "before": "if z:", "after": "if not z:"}]}
+    judged = mutation.judge(record, mutation.judgements())
+    assert [s["verdict"] for s in judged] == ["equivalent", "accepted", "gap"]
+    relevant, killed, ratio = mutation.score(record, judged)
+    assert (relevant, killed) == (19, 17) and ratio == pytest.approx(17 / 19)
+
+
+def test_a_verdict_needs_a_reason(mutation, tmp_path, monkeypatch):
+    verdicts = tmp_path / "verdicts.toml"
+    verdicts.write_text('[[mutant]]\nmodule = "m"\nbefore = "a"\nafter = "b"\nverdict = "equivalent"\n')
+    monkeypatch.setattr(mutation, "EQUIVALENTS", verdicts)
+    with pytest.raises(SystemExit, match="needs verdict equivalent|accepted and a reason"):
+        mutation.judgements()
+
+
+def test_the_report_in_the_repository_is_the_recorded_one(mutation):
+    results = mutation.load_results()
+    assert mutation.REPORT.read_text() == mutation.write_report(results)
+    # every verdict is about a mutant that a recorded run saw survive (no stale verdicts)
+    seen = {(m, s["before"], s["after"]) for m, r in results.items() for s in r["survivors"]}
+    for entry in tomllib.loads(mutation.EQUIVALENTS.read_text()).get("mutant", []):
+        assert entry["module"] in mutation.MODULES
+        assert (entry["module"], entry["before"], entry["after"]) in seen, entry
+
+
+def test_the_scratch_environment_imports_the_copy_not_the_checkout(mutation, tmp_path):
+    src, python = mutation.make_scratch(tmp_path)
+    assert (src / "plugins" / "calunflag" / "ppr.py").read_text() == (ROOT / "plugins/calunflag/ppr.py").read_text()
+    out = subprocess.run([str(python), "-c", "import almatools, almatools.plugins.calunflag.ppr as p, "
+                          "almatools.casa_tasks as c, numpy; print(almatools.__file__, p.__file__, c.__file__)"],
+                         capture_output=True, text=True, cwd=tmp_path, check=True)
+    files = out.stdout.split()
+    assert files == [str(src / "almatools" / "__init__.py"), str(src / "plugins" / "calunflag" / "ppr.py"),
+                     str(src / "casa_tasks" / "__init__.py")]
+    assert python.parent.parent == tmp_path / "venv" and not (tmp_path / "venv" / "bin" / "pip").exists()
