@@ -550,11 +550,3 @@ def test_mpi_kill_a_server_then_the_client_and_the_reruns_do_exactly_what_is_mis
     assert final["ok"] and final["done"] == 12
     sample = [0, 5, 11]
     assert_same_numbers([final["results"][i] for i in sample], loop("frameconv", [rows[i] for i in sample]))
-
-
-def test_a_third_party_task_runs_in_a_batch_unchanged(tmp_path):
-    """almauid comes from the template plugin, a separate distribution found through its entry point."""
-    assert get_registry().get("almauid").distribution.startswith("almatools-plugin-template")
-    rows = [{"uids": ["uid://A001/X1465/X3", "uid___A002_Xf1e1d3_X1a2b"]}, {"uids": ["uid://A001/X1/X2"]}]
-    r = almatools.batch("almauid", rows, nworkers=1, ledger=tmp_path / "u.ledger", outtable=tmp_path / "u.ecsv")
-    assert r["ok"] and r["results"] == loop("almauid", rows)

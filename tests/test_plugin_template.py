@@ -143,6 +143,19 @@ def test_template_plugin_appears_runs_its_tests_and_disappears(tmp_path):
     assert passed == sorted(declared_tests(tests)) and len(passed) >= 5
     assert re.search(rf"^=+ {len(passed)} passed in ", run.stdout, re.M), run.stdout[-500:]
 
+    # a third-party task runs in a batch unchanged: the workers find it through its entry point too
+    batch = subprocess.run([str(python), "-c", textwrap.dedent(f"""
+        import json, almatools
+        from almatools.casa_tasks import almauid
+        rows = [{{"uids": ["uid://A001/X1465/X3", "uid___A002_Xf1e1d3_X1a2b"]}}, {{"uids": ["uid://A001/X1/X2"]}}]
+        r = almatools.batch("almauid", rows, nworkers=1, ledger="u.ledger", outtable="u.ecsv")
+        print(json.dumps({{"ok": r["ok"], "batch": r["results"], "loop": [almauid(**row) for row in rows]}}))
+    """)], capture_output=True, text=True, cwd=tmp_path, env=env_for(tmp_path), timeout=300)
+    assert batch.returncode == 0, batch.stderr[-2000:]
+    got = json.loads(batch.stdout.strip().splitlines()[-1])
+    assert got["ok"] and got["batch"] == got["loop"]
+    assert got["loop"][0]["uids"] == ["uid://A001/X1465/X3", "uid://A002/Xf1e1d3/X1a2b"]
+
     pip(python, tmp_path, "uninstall", "-y", "almatools-plugin-template")
     gone = faces(python, tmp_path)
     assert gone["modular"].startswith("GONE cannot import name 'almauid' from 'almatools.casa_tasks'")
