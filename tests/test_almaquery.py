@@ -211,25 +211,35 @@ def test_projects_and_publications_views(archive, served):
 
 
 def coverage_panel_shows_each_project(png, table):
-    """The plot as a person sees it: in the spectral-coverage panel (right half) each project's bars
-    are drawn in its own tab10 colour, stacked by row number (the higher the row, the higher on the
-    image), and no colour of a project that is not there appears."""
-    # tab10 (the plot's colour map) is matplotlib's default cycle, so project i is drawn in "C<i>"
+    """The spectral-coverage picture as a person sees it: the bars of each Member OUS (or project, when
+    there are more Member OUS than colours) in their own palette colour, stacked in table order from the
+    top, and no palette colour that stands for nothing."""
+    from almatools import plotting
+    from almatools.plugins.archive import pictures
     pixels = png_rgb(png)
-    assert pixels.shape == (500, 1200, 3)  # figsize (12, 5) at 100 dpi
-    right = pixels[:, 600:]
-    projects = sorted(set(str(p) for p in table["proposal_id"]))
-    assert 2 <= len(projects) <= 10
+    gs = [g for g in pictures.groups(table) if g.windows]
+    assert 2 <= len(gs) <= pictures.MAX_GROUPS
+    keys, _by = pictures.colour_keys(gs)
+    bands = sorted({g.band for g in gs}, key=lambda b: (b is None, b or 0))
+    rows, row = {}, 0  # each window's bar, counted from the top of the picture (bands stacked in order)
+    for band in bands:
+        for g in (g for g in gs if g.band == band):
+            for _ in g.windows:
+                rows.setdefault(keys[id(g)] % len(plotting.PALETTE), []).append(row)
+                row += 1
+    used = sorted(rows)
     mean_row, mean_y = {}, {}
-    for i, project in enumerate(projects):
-        rows = [k for k, p in enumerate(table["proposal_id"])
-                if str(p) == project and not np.ma.is_masked(table["em_min"][k])]
-        ys, _ = np.nonzero(colour_pixels(right, f"C{i}", tolerance=1))
-        assert rows and ys.size > 10, project
-        mean_row[project], mean_y[project] = np.mean(rows), ys.mean()
-    assert sorted(projects, key=mean_row.get) == sorted(projects, key=lambda p: -mean_y[p])
-    for i in set(range(len(projects), 10)) - {7}:  # C7, grey, is also anti-aliased black text
-        assert colour_pixels(pixels, f"C{i}", tolerance=1).sum() == 0, f"C{i}"
+    for c in used:
+        if plotting.PALETTE[c] == "#000000":
+            continue  # black is also the text
+        ys, _ = np.nonzero(colour_pixels(pixels, plotting.PALETTE[c], tolerance=1))
+        assert ys.size > 10, f"no bars in {plotting.PALETTE[c]}"
+        mean_row[c], mean_y[c] = np.mean(rows[c]), ys.mean()
+    assert len(mean_row) >= 2
+    assert sorted(mean_row, key=mean_row.get) == sorted(mean_y, key=mean_y.get)
+    for c in set(range(len(plotting.PALETTE))) - set(used):
+        if plotting.PALETTE[c] != "#000000":
+            assert colour_pixels(pixels, plotting.PALETTE[c], tolerance=1).sum() == 0, plotting.PALETTE[c]
 
 
 @pytest.mark.parametrize("ext, fmt", [(".csv", "ascii.csv"), (".tsv", "ascii.tab"), (".xml", "votable")])
@@ -243,7 +253,7 @@ def test_tables_written_and_counted(archive, tmp_path, ext, fmt):
     assert sorted(projects["proposal_id"]) == sorted(set(str(p) for p in obs["proposal_id"]))
     assert str(obs["s_region"][0]).startswith("Polygon ICRS")
     if ext == ".xml":
-        coverage_panel_shows_each_project(tmp_path / "hits.png", r["observations"])
+        coverage_panel_shows_each_project(r["plotfiles"]["spectra"], r["observations"])
     with pytest.raises(TaskParameterError, match="exists"):
         almaquery(project_code="2019.1.00001.S", service=archive.url, outfile=str(out))
 

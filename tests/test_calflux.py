@@ -57,11 +57,19 @@ def catalogue(catalogue_file):
 
 def plot_panels(path, sources: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """The decoded plot cut into its (history, spectrum) panels; its size says one row per source."""
+    from almatools import plotting
     pixels = png_rgb(path)
-    assert pixels.shape == (round(3.4 * sources * 90), 12 * 90, 3)  # figsize (12, 3.4 per source) at 90 dpi
-    height = pixels.shape[0] // sources
-    return [(pixels[i * height:(i + 1) * height, :540], pixels[i * height:(i + 1) * height, 540:])
+    dpi = plotting.DPI
+    rows_px = round(3.6 * sources * dpi)  # figsize (12, 3.6 per source), plus 0.4 inch for a title
+    assert pixels.shape[1:] == (12 * dpi, 3) and pixels.shape[0] in (rows_px, round((3.6 * sources + 0.4) * dpi))
+    top, height, half = pixels.shape[0] - rows_px, rows_px // sources, pixels.shape[1] // 2
+    return [(pixels[top + i * height:top + (i + 1) * height, :half], pixels[top + i * height:top + (i + 1) * height, half:])
             for i in range(sources)]
+
+
+#: the plot's colours (almatools.plotting's palette): Band 3 / Band 7 history, archival values, flux service
+BAND3, ARCHIVAL, BAND7, SERVICE = (__import__("almatools.plotting").plotting.colour(i) for i in (0, 1, 3, 4))
+POWER_LAW = "0.25"  # plotting.NEUTRAL["dark"]: the power law and the date line
 
 
 def rows_of(path, source):
@@ -475,10 +483,10 @@ def test_estimate_mode_both_methods_side_by_side(sourcecat, catalogue, tmp_path)
     assert list(table["service_flux"]) == [e["service"]["flux_density"] for e in r["estimates"]]
     panels = plot_panels(tmp_path / "e.png", 2)  # one row per source, history left and spectrum right
     for history, spectrum in panels:
-        assert colour_pixels(history, "tab:blue").sum() > 100 and colour_pixels(history, "k").sum() > 100
-        assert colour_pixels(spectrum, "tab:purple").sum() > 20  # method both: the service's values
-        assert colour_pixels(spectrum, "k").sum() > 500  # the power law
-        assert not colour_pixels(spectrum, "tab:orange").any()  # no archival values in estimate mode
+        assert colour_pixels(history, BAND3).sum() > 100 and colour_pixels(history, POWER_LAW).sum() > 100
+        assert colour_pixels(spectrum, SERVICE).sum() > 20  # method both: the service's values
+        assert colour_pixels(spectrum, POWER_LAW).sum() > 250  # the power law: a line across the panel
+        assert not colour_pixels(spectrum, ARCHIVAL).any()  # no archival values in estimate mode
     # the saved histories serve offline and give the same estimates
     again = calflux(source=["J0510+1800"], freq=["333.173GHz"], date=["2017-12-11"],
                     catalogue=str(tmp_path / "saved.csv"))
@@ -561,10 +569,10 @@ def test_mous_mode_on_the_example_pipeline_delivery(pipeline_mous, catalogue_fil
     assert {x["field"] for x in derived} == {"J1126-3828", "J1147-3812"} and all(x["kind"] == "measured"
                                                                                for x in derived)
     for history, spectrum in plot_panels(tmp_path / "m.png", len(r["calibrators"])):
-        assert colour_pixels(history, "tab:blue").sum() > 40 and colour_pixels(history, "tab:red").sum() > 40
-        assert colour_pixels(spectrum, "tab:orange").sum() > 100  # each calibrator's archival values
-        assert colour_pixels(spectrum, "k").sum() > 500
-        assert not colour_pixels(spectrum, "tab:purple").any()  # no service asked
+        assert colour_pixels(history, BAND3).sum() > 40 and colour_pixels(history, BAND7).sum() > 40
+        assert colour_pixels(spectrum, ARCHIVAL).sum() > 100  # each calibrator's archival values
+        assert colour_pixels(spectrum, POWER_LAW).sum() > 250
+        assert not colour_pixels(spectrum, SERVICE).any()  # no service asked
     with open(tmp_path / "m.csv", newline="") as fh:
         assert [float(x["archival_jy"]) for x in csv.DictReader(fh)] == [x["archival_jy"] for x in r["rows"]]
 

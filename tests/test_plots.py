@@ -28,7 +28,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from almatools import example, lines, plotting
-from almatools.casa_tasks import almaquery, calflux, frameconv, wtcheck
+from almatools.casa_tasks import almaquery, calflux, frameconv, imadvise, qacheck, wtcheck
 from almatools.errors import TaskParameterError
 from almatools.plugins.archive.emulator.sourcecat_data import generate, write_csv
 from almatools.testing import simulate_ms
@@ -222,9 +222,22 @@ def _frameconv(ctx):
     frameconv(mode="ms", vis=ctx["mss"][0], spw="0,1", outframe="LSRK", plotfile=str(ctx["out"] / "drift.png"))
 
 
+def _imadvise(ctx):
+    imadvise(vis=list(ctx["mss"]), robust=0.5, plotfile=str(ctx["out"] / "uv.png"))
+
+
+QACHECK_PLOTS = 3  # the example's cube and continuum image: a peak map each, the cube's rms per channel
+
+
+def _qacheck(ctx):
+    mous = example.build_member_ous(ctx["out"] / "mous")
+    qacheck(path=str(mous), outdir=str(ctx["out"] / "qa"))
+
+
 PLOTS = {"almaquery M83": (_almaquery_m83, 2), "almaquery all-sky": (_almaquery_wide, 2),
          "almaquery z=4.5": (_almaquery_highz, 2), "calflux estimate": (_calflux_estimate, 1),
-         "calflux mous": (_calflux_mous, 1), "wtcheck": (_wtcheck, 1), "frameconv ms": (_frameconv, 1)}
+         "calflux mous": (_calflux_mous, 1), "wtcheck": (_wtcheck, 1), "frameconv ms": (_frameconv, 1),
+         "imadvise": (_imadvise, 1), "qacheck report": (_qacheck, QACHECK_PLOTS)}
 
 
 @pytest.mark.parametrize("name", list(PLOTS))

@@ -6,8 +6,7 @@ import math
 
 import numpy as np
 
-from almatools import log
-from almatools.io import atomic_path
+from almatools import log, plotting
 
 from .psf import imaging_grid, psf_patch
 from .rules import ARCSEC, C
@@ -20,17 +19,23 @@ _DISPLAY_CELLS = 400
 
 def plot_uv(plotfile: str, surveys, plan, result: dict) -> str:
     """Draw the advice's three panels into *plotfile* (atomically) and return its path."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    with plotting.style():
+        fig = _draw(surveys, plan, result)
+        plotting.save(fig, plotfile)
+    log.info(f"plot: {plotfile}")
+    return plotfile
+
+
+def _draw(surveys, plan, result: dict):
     from matplotlib.patches import Circle, Ellipse
 
     geometry = plan.survey.geometry
     classes = result["baseline_classes"]
     freq = result["beam"]["combined"]["freq_hz"]
     scales = result["mrs"]["combined"]
-    fig = Figure(figsize=(14, 4.8))
-    FigureCanvasAgg(fig)
+    fig = plotting.figure(14, 5.2)
     ax_uv, ax_bl, ax_psf = fig.subplots(1, 3)
+    mrs_colour, res_colour = plotting.colour(3), plotting.colour(4)  # baseline classes take 0, 1, 2
 
     natural = density_units(surveys, classes, False)[0]
     w, u, v = _coarse_for_display(natural, geometry)
@@ -41,9 +46,9 @@ def plot_uv(plotfile: str, surveys, plan, result: dict) -> str:
     extent = [u[0] / 1e3, u[-1] / 1e3, vv[0] / 1e3, vv[-1] / 1e3]
     ax_uv.imshow(shown.T, origin="lower", extent=extent, cmap="viridis", aspect="equal")
     for length, label, colour in ((scales["L5_m"], f"L5 {scales['L5_m']:.0f} m: MRS {scales['mrs_arcsec']:.3g}\"",
-                                   "C3"),
+                                   mrs_colour),
                                   (scales["L80_m"], f"L80 {scales['L80_m']:.0f} m: resolution "
-                                                    f"{scales['resolution_arcsec']:.3g}\"", "C1")):
+                                                    f"{scales['resolution_arcsec']:.3g}\"", res_colour)):
         ax_uv.add_patch(Circle((0, 0), length * freq / C / 1e3, fill=False, color=colour, lw=1.2, label=label))
     ax_uv.set_xlabel("u (kλ)")
     ax_uv.set_ylabel("v (kλ)")
@@ -54,11 +59,15 @@ def plot_uv(plotfile: str, surveys, plan, result: dict) -> str:
     for k, name in enumerate(classes):
         h = sum(s.hist[name] for s in surveys if name in s.hist)
         if np.sum(h):
-            ax_bl.plot(lengths, np.cumsum(h) / np.sum(h), color=f"C{k}", label=name)
-    for length, label, colour in ((scales["L5_m"], "L5", "C3"), (scales["L80_m"], "L80", "C1")):
+            ax_bl.plot(lengths, np.cumsum(h) / np.sum(h), label=name, **plotting.series(k))
+    for length, label, colour in ((scales["L5_m"], "L5", mrs_colour), (scales["L80_m"], "L80", res_colour)):
         ax_bl.axvline(length, color=colour, ls="--", lw=1)
         ax_bl.text(length, 0.02, f" {label}", color=colour, fontsize=8)
     ax_bl.set_xscale("log")
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    ax_bl.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 5, 10, 20, 50 m …: plain numbers that fit
+    ax_bl.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}"))
+    ax_bl.xaxis.set_minor_formatter(NullFormatter())
     ax_bl.set_xlim(max(1.0, scales["L5_m"] / 5), scales["max_baseline_m"] * 1.3)
     ax_bl.set_ylim(0, 1)
     ax_bl.set_xlabel("projected baseline (m)")
@@ -77,7 +86,7 @@ def plot_uv(plotfile: str, surveys, plan, result: dict) -> str:
     ax_psf.contour(axis / ARCSEC, axis / ARCSEC, psf.T, levels=[0.35], colors="k", linewidths=0.7)
     ax_psf.invert_xaxis()  # east (RA) to the left, as on the sky
     ax_psf.add_patch(Ellipse((0, 0), beam["minor_arcsec"], beam["major_arcsec"], angle=-beam["pa_deg"],
-                             fill=False, color="C1", lw=1.5,
+                             fill=False, color=res_colour, lw=1.5,
                              label=f"{beam['major_arcsec']:.3g}\" x {beam['minor_arcsec']:.3g}\", "
                                    f"PA {beam['pa_deg']:.0f}°"))
     ax_psf.set_xlabel("ΔRA (arcsec)")
@@ -87,11 +96,7 @@ def plot_uv(plotfile: str, surveys, plan, result: dict) -> str:
     fig.suptitle(f"imadvise: {result['source']} — cell {result['cell']['value']}, imsize "
                  f"{result['imsize']['value']}, expected rms {result['noise']['combined']['briggs_jy'] * 1e3:.3g} mJy",
                  fontsize=10)
-    fig.tight_layout()
-    with atomic_path(plotfile) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    log.info(f"plot: {plotfile}")
-    return plotfile
+    return fig
 
 
 def _coarse_for_display(weights, geometry):

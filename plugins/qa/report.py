@@ -1,8 +1,8 @@
 """The report people look at: one HTML file with PNGs beside it, and ECSV tables.
 
-Plots use matplotlib's ``cividis`` map and the Okabe–Ito colours (readable with any colour
-vision), say in the title what they show, label axes with units, and lay out with
-``constrained_layout`` so labels do not overlap.  The HTML needs no server and no network: every
+Plots are drawn in almatools.plotting's one style (``cividis`` and the Okabe–Ito colours,
+readable with any colour vision; constrained layout, so labels do not overlap), say in the
+title what they show and label axes with units.  The HTML needs no server and no network: every
 image is a relative link to a PNG in the same folder, every user string is escaped, and one small
 inline script sorts tables by a click on their header.
 """
@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from almatools import plotting
 from almatools.io import atomic_path, atomic_write
 
 __all__ = ["write_tables", "plot_thumbnail", "plot_spectrum", "write_html", "safe_name"]
 
-OKABE_ITO = {"orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73", "yellow": "#F0E442", "blue": "#0072B2",
-             "vermillion": "#D55E00", "purple": "#CC79A7", "black": "#000000"}
+# almatools.plotting's palette by name (the HTML's status colours use it too)
+OKABE_ITO = dict(zip(("blue", "orange", "green", "vermillion", "purple", "sky", "black", "yellow"), plotting.PALETTE))
 _LEVEL_COLOUR = {"ok": OKABE_ITO["green"], "warning": OKABE_ITO["orange"], "problem": OKABE_ITO["vermillion"]}
 
 
@@ -65,15 +66,18 @@ def _cell(value):
 # ---------------------------------------------------------------------------------------- plots
 def plot_thumbnail(path: Path, image, meas, product, pbmin: float) -> str:
     """Peak (over channels) of the flat-noise image, the pb ≥ pbmin contour and the beam."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    with plotting.style():
+        return plotting.save(_thumbnail(image, meas, product, pbmin), path)
+
+
+def _thumbnail(image, meas, product, pbmin: float):
     from matplotlib.patches import Ellipse
     data = meas.peakmap
     ny, nx = data.shape
     dx, dy = image.cell_arcsec
     extent = [nx / 2 * dx, -nx / 2 * dx, -ny / 2 * dy, ny / 2 * dy]  # east to the left
-    fig, ax = plt.subplots(figsize=(5.2, 4.6), constrained_layout=True)
+    fig = plotting.figure(5.2, 4.6)
+    ax = fig.add_subplot()
     finite = data[np.isfinite(data)]
     vmin, vmax = (np.percentile(finite, [1, 99.9]) if finite.size else (0, 1))
     shown = ax.imshow(data * 1e3, origin="lower", cmap="cividis", extent=extent, vmin=vmin * 1e3, vmax=vmax * 1e3,
@@ -101,20 +105,21 @@ def plot_thumbnail(path: Path, image, meas, product, pbmin: float) -> str:
     ax.set_ylabel("Dec offset (arcsec)")
     what = "peak over channels" if image.nchan > 1 else "image"
     ax.set_title(f"{_short(product)}: {what}", fontsize=10)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    return str(path)
+    return fig
 
 
 def plot_spectrum(path: Path, image, meas, product, linefree, rms: float, theoretical: float | None,
                   noisy: list[int], from_contdat: bool = True) -> str:
     """rms per channel against frequency, line-free channels shaded, noisy ones marked."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    with plotting.style():
+        return plotting.save(_spectrum(image, meas, product, linefree, rms, theoretical, noisy, from_contdat), path)
+
+
+def _spectrum(image, meas, product, linefree, rms: float, theoretical: float | None, noisy: list[int],
+              from_contdat: bool):
     freqs = image.freqs_hz / 1e9
-    fig, ax = plt.subplots(figsize=(6.4, 3.4), constrained_layout=True)
+    fig = plotting.figure(6.4, 3.4)
+    ax = fig.add_subplot()
     half = abs(np.median(np.diff(freqs))) / 2 if freqs.size > 1 else 0.0
     shaded = False
     for start, stop in _runs(linefree):
@@ -136,10 +141,7 @@ def plot_spectrum(path: Path, image, meas, product, linefree, rms: float, theore
     ax.set_ylabel("rms (mJy/beam)")
     ax.set_title(f"{_short(product)}: rms per channel", fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    return str(path)
+    return fig
 
 
 def _runs(mask) -> list[tuple[int, int]]:
