@@ -59,6 +59,7 @@ def test_server_names_and_tree_paths_never_leave_their_directory(text):
 def test_names_from_urls_and_content_disposition_are_single_safe_components(text, prefix):
     for make in (lambda: name_from_url(prefix + quote(text, safe="/%", errors="surrogateescape")),
                  lambda: name_from_disposition(f'attachment; filename="{text}"', "a header"),
+                 lambda: name_from_disposition(f"attachment; filename={text}", "a header"),  # the dataPortal's form
                  lambda: name_from_disposition(f"attachment; filename*=UTF-8''{quote(text, errors='surrogateescape')}", "a header")):
         try:
             name = make()

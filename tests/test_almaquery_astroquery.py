@@ -95,10 +95,7 @@ def test_where_astroquery_is_wrong(archive, alma):
 
 
 def test_astroquery_lists_the_files_of_what_almaquery_found(archive, alma):
-    """astroquery's DataLink reading on the emulator, for a Member OUS almaquery found.
-
-    (astroquery's download_files also needs Content-Disposition on dataPortal files, which the
-    emulator's dataPortal side serves once it lands.)"""
+    """astroquery's DataLink reading on the emulator, for a Member OUS almaquery found."""
     import requests
     hits = almaquery(position="11h01m51.9s -34d42m17s", radius="30arcsec", service=archive.url)
     mous = sorted(set(str(m) for m in hits["observations"]["member_ous_uid"]))
@@ -109,3 +106,25 @@ def test_astroquery_lists_the_files_of_what_almaquery_found(archive, alma):
     name = readme[0].rsplit("/", 1)[1]
     body = requests.get(readme[0], timeout=30).content
     assert hashlib.sha256(body).hexdigest() == archive.manifest[name]["sha256"]
+
+
+def test_astroquery_downloads_what_almafetch_downloads(archive, alma, tmp_path):
+    """astroquery's download_files (HEAD, then the name from Content-Disposition, as on the real
+    dataPortal) and almafetch fetch the same files of a Member OUS, byte for byte, and both match
+    the emulator's manifest."""
+    from almatools.casa_tasks import almafetch
+    mous = "uid://A001/X1465/X3"
+    info = alma.get_data_info([mous])
+    urls = sorted(str(url) for url in info["access_url"] if "/dataPortal/" in str(url))
+    assert len(urls) == 4  # README, product tar, auxiliary tar, raw (ASDM) tar
+    (tmp_path / "astroquery").mkdir()  # astroquery writes into an existing directory
+    got = alma.download_files(urls, savedir=str(tmp_path / "astroquery"))
+    assert sorted(p.rsplit("/", 1)[-1] for p in got) == sorted(u.rsplit("/", 1)[-1] for u in urls)
+    ours = almafetch(uid=[mous], outdir=str(tmp_path / "almafetch"), service=archive.url, raw=True, unpack=False)
+    assert not ours["failed"]
+    mine = {p.name: p for p in (tmp_path / "almafetch").rglob("*") if p.is_file()}
+    for path in got:
+        name = path.rsplit("/", 1)[-1]
+        body = open(path, "rb").read()
+        assert hashlib.sha256(body).hexdigest() == archive.manifest[name]["sha256"], name
+        assert mine[name].read_bytes() == body, name

@@ -300,7 +300,9 @@ http {{
         default "";
 {digests}
     }}
-    # the file name for Content-Disposition, as the archive's dataPortal sends it
+    # the file name for Content-Disposition, as the archive's dataPortal sends it: unquoted
+    # ('attachment; filename=uid___A002_X8a951a_X69b.asdm.sdm.tar', astropy/astroquery#2020),
+    # which is also what astroquery's download_files reads (it would keep quotes in the name)
     map $uri $file_name {{
         default "";
         "~^/dataPortal/(?:proprietary/)?(?<base>[^/]+)$" $base;
@@ -322,7 +324,7 @@ http {{
         location /dataPortal/ {{
             limit_rate {self.rate};
             add_header Repr-Digest $repr_digest;
-            add_header Content-Disposition 'attachment; filename="$file_name"';
+            add_header Content-Disposition 'attachment; filename=$file_name';
             try_files $uri @proprietary;
         }}
         location @proprietary {{
@@ -330,7 +332,7 @@ http {{
             auth_basic_user_file {self.root}/htpasswd;
             limit_rate {self.rate};
             add_header Repr-Digest $repr_digest;
-            add_header Content-Disposition 'attachment; filename="$file_name"';
+            add_header Content-Disposition 'attachment; filename=$file_name';
             rewrite ^/dataPortal/(.*)$ /dataPortal/proprietary/$1 break;
         }}
         # /redirect/<ip>:<port>/<path>: a 302 to another host, as a mirror hands a download on
