@@ -24,22 +24,15 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from _common import casa_env
 
 HERE = Path(__file__).resolve().parent
 RATE = 20 << 20  # bytes/s per connection
 STREAMS = 5
 MANY, ONE = "uid://A001/Xbench/X1", "uid://A001/Xbench/X2"
-
-
-def _env() -> dict:
-    from almatools import casaenv
-    home = Path(tempfile.mkdtemp(prefix="almatools-bench-home-"))
-    site = home / "casasiteconfig.py"
-    site.write_text(casaenv.site_config_text(logfile=str(home / "casa.log")))
-    return {**os.environ, "HOME": str(home), "CASASITECONFIG": str(site)}
 
 
 def _sequential(urls: list[str], outdir: Path) -> tuple[int, float]:
@@ -85,7 +78,7 @@ def _killed_half_way(emu, name: str, size: int, out: Path) -> float:
 
 
 def run(quick: bool) -> list[dict]:
-    os.environ.update(_env())
+    os.environ.update(casa_env())
     from almatools.casa_tasks import almafetch
     from almatools.plugins.archive.emulator import ArchiveEmulator
     each, single = (20 if quick else 200) * 10**6, (200 if quick else 2000) * 10**6

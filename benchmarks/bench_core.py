@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import casa_env
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -27,16 +29,8 @@ def _import_time(module: str, env: dict) -> float:
     return float(out.stdout.split()[-1])
 
 
-def _site_env() -> dict:
-    from almatools import casaenv
-    home = Path(tempfile.mkdtemp(prefix="almatools-bench-"))
-    config = home / "casasiteconfig.py"
-    config.write_text(casaenv.site_config_text(logfile=str(home / "casa.log")))
-    return {**os.environ, "HOME": str(home), "CASASITECONFIG": str(config)}
-
-
 def run(quick: bool = False) -> list[dict]:
-    env = _site_env()
+    env = casa_env()
     os.environ.update(HOME=env["HOME"], CASASITECONFIG=env["CASASITECONFIG"])
     reps = 3 if quick else 7
     ours = statistics.median(_import_time("almatools.casa_tasks", env) for _ in range(reps))

@@ -22,8 +22,9 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
+
+from _common import casa_env, tree_bytes
 
 HERE = Path(__file__).resolve().parent
 REPEAT = 5
@@ -57,22 +58,10 @@ print(json.dumps({"elapsed": elapsed, "cpu": cpu, "peak_mb": peak}))
 """
 
 
-def _env() -> dict:
-    from almatools import casaenv
-    home = Path(tempfile.mkdtemp(prefix="almatools-bench-home-"))
-    site = home / "casasiteconfig.py"
-    site.write_text(casaenv.site_config_text(logfile=str(home / "casa.log")))
-    return {**os.environ, "HOME": str(home), "CASASITECONFIG": str(site)}
-
-
 def _measure(vis: str, what: str, env: dict) -> dict:
     out = subprocess.run([sys.executable, "-c", _MEASURE, vis, what], capture_output=True, text=True, env=env,
                          check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _du(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def _make(vis: str, quick: bool) -> None:
@@ -96,7 +85,7 @@ def _make(vis: str, quick: bool) -> None:
 
 
 def run(quick: bool) -> list[dict]:
-    env = _env()
+    env = casa_env()
     os.environ.update(env)
     work = HERE / "_work" / "imadvise"
     shutil.rmtree(work, ignore_errors=True)
@@ -104,7 +93,7 @@ def run(quick: bool) -> list[dict]:
     try:
         vis = str(work / "big.ms")
         _make(vis, quick)
-        size = _du(Path(vis))
+        size = tree_bytes(Path(vis))
         reads, advises = [], []
         for _ in range(REPEAT):  # interleaved, so that a burst of load elsewhere hits both
             reads.append(_measure(vis, "read", env))

@@ -19,8 +19,9 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
+
+from _common import casa_env, tree_bytes
 
 HERE = Path(__file__).resolve().parent
 
@@ -51,26 +52,14 @@ print(json.dumps({"elapsed": elapsed, "peak_mb": resource.getrusage(resource.RUS
 """
 
 
-def _env() -> dict:
-    from almatools import casaenv
-    home = Path(tempfile.mkdtemp(prefix="almatools-bench-home-"))
-    site = home / "casasiteconfig.py"
-    site.write_text(casaenv.site_config_text(logfile=str(home / "casa.log")))
-    return {**os.environ, "HOME": str(home), "CASASITECONFIG": str(site)}
-
-
 def _measure(vis: str, what: str, env: dict) -> dict:
     out = subprocess.run([sys.executable, "-c", _MEASURE, vis, what], capture_output=True, text=True, env=env,
                          check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _du(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
 def run(quick: bool) -> list[dict]:
-    env = _env()
+    env = casa_env()
     os.environ.update(env)
     from almatools.testing import simulate_ms
     work = HERE / "_work" / "wtcheck"
@@ -81,7 +70,7 @@ def run(quick: bool) -> list[dict]:
         # 25 antennas (300 baselines) x 200 integrations of 10 s, 1920 channels x 2 correlations: ~5.5 GB
         simulate_ms(vis, [("BIG", 230.0e9, 0.976e6, 1920)], array="12m", nant=25 if not quick else 12,
                     duration_s=2000 if not quick else 1800, integration_s=10, noise_k=2e4, weights="modern")
-        size = _du(Path(vis))
+        size = tree_bytes(Path(vis))
         read = _measure(vis, "read", env)
         stat = _measure(vis, "statwt", env)
         check = _measure(vis, "wtcheck", env)

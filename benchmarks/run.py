@@ -25,6 +25,8 @@ def discover() -> dict[str, Path]:
 
 
 def load(path: Path):
+    if str(HERE) not in sys.path:  # benchmarks import their shared helpers (_common) as a sibling module
+        sys.path.insert(0, str(HERE))
     spec = importlib.util.spec_from_file_location(f"almatools_bench_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

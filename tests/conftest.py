@@ -69,3 +69,12 @@ def archive(tmp_path_factory):
     emu = ArchiveEmulator(tmp_path_factory.mktemp("archive-emulator")).start()
     yield emu
     emu.stop()
+
+
+@pytest.fixture(scope="session")
+def catalogue_file(tmp_path_factory):
+    """The Source Catalogue emulator's catalogue as an offline CSV file, written by the emulator (not by calflux)."""
+    from almatools.plugins.archive.emulator.sourcecat_data import generate, write_csv
+    path = tmp_path_factory.mktemp("cat") / "catalogue.csv"
+    write_csv(path, generate())
+    return path

@@ -24,7 +24,6 @@ from almatools import example
 from almatools.casa_tasks import calflux
 from almatools.errors import TaskParameterError
 from almatools.plugins.archive.emulator.sourcecat import SourceCatalogueServer
-from almatools.plugins.archive.emulator.sourcecat_data import generate, write_csv
 from almatools.plugins.calflux import names
 from almatools.plugins.calflux.catalogue import Catalogue, CatalogueError, Source
 from almatools.plugins.calflux.dates import to_mjd
@@ -40,14 +39,6 @@ def sourcecat():
     """The Source Catalogue emulator on loopback (flux service and XML-RPC history)."""
     with SourceCatalogueServer() as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def catalogue_file(tmp_path_factory):
-    """The emulator's catalogue as an offline CSV file written by the emulator (not by calflux)."""
-    path = tmp_path_factory.mktemp("cat") / "catalogue.csv"
-    write_csv(path, generate())
-    return path
 
 
 @pytest.fixture(scope="module")

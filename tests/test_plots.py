@@ -30,7 +30,6 @@ from hypothesis import strategies as st
 from almatools import example, lines, plotting
 from almatools.casa_tasks import almaquery, calflux, frameconv, imadvise, qacheck, wtcheck
 from almatools.errors import TaskParameterError
-from almatools.plugins.archive.emulator.sourcecat_data import generate, write_csv
 from almatools.testing import simulate_ms
 
 CASADATA = Path(__import__("casadata").__file__).parent / "__data__"
@@ -173,13 +172,6 @@ def test_vsys_and_z_are_exclusive_and_plot_files_are_not_replaced(archive, tmp_p
 
 
 # ------------------------------------------------------------------------------------------ every plot
-
-@pytest.fixture(scope="module")
-def catalogue_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cat") / "catalogue.csv"
-    write_csv(path, generate())
-    return path
-
 
 @pytest.fixture(scope="module")
 def small_mss(tmp_path_factory):
