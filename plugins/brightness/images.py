@@ -245,7 +245,7 @@ def _read_fits_info(path: Path) -> ImageInfo:
     bitpix = header["BITPIX"]
     ctypes = [str(header.get(f"CTYPE{i}", "")).upper() for i in range(1, len(shape) + 1)]
     stokes = next((i for i, c in enumerate(ctypes) if c.startswith("STOKES")), None)
-    wcs = _fits_wcs(path, header)
+    wcs = _fits_wcs(path, header, len(shape))
     spectral, freqs, note = None, np.array([math.nan]), ""
     if wcs.has_spectral:
         spectral = wcs.wcs.spec
@@ -281,7 +281,8 @@ def _read_fits_info(path: Path) -> ImageInfo:
 _WCS_NUMBERS = re.compile(r"^(CRPIX|CRVAL|CDELT|CROTA)\d+$|^(PC|CD)\d+_\d+$|^RESTFR(Q|EQ)$")
 
 
-def _fits_wcs(path: Path, header):
+def _fits_wcs(path: Path, header, naxis: int):
+    """The WCS of the image's *naxis* data axes (keywords of axes beyond NAXIS describe no pixel of it)."""
     from astropy.wcs import WCS
     for key in header:
         if _WCS_NUMBERS.match(key):
@@ -289,7 +290,7 @@ def _fits_wcs(path: Path, header):
     try:
         with warnings.catch_warnings():  # CASA's headers make astropy fix OBSGEO/date keywords, loudly
             warnings.simplefilter("ignore")
-            return WCS(header)
+            return WCS(header, naxis=naxis)
     except Exception as exc:  # wcslib reports bad WCS keywords through many exception types
         raise ImageFileError(path, f"its WCS keywords cannot be read ({type(exc).__name__}: {exc})") from None
 
