@@ -39,6 +39,7 @@ SUBSAMPLE = 20_000
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 #: planes waiting for a thread take at most this much memory
 IN_FLIGHT_BYTES = 256 * 2**20
+TRIM_EVERY = 16  # channels between returns of freed plane memory to the system (see release_freed_memory)
 #: the robust start of a plane looks at about this many region pixels, evenly spread (the full clip follows)
 SAMPLE_PIXELS = 4000
 #: pixels this many σ from the mean seed the source mask (noise reaches it once in ~2 million pixels)
@@ -247,6 +248,8 @@ def measure_image(image: ImageFile, pb: ImageFile | None, *, corrected: bool, pb
                 np.fmax(peakmap, flat, out=peakmap)
         if progress is not None:
             progress.update(1)
+        if chan % TRIM_EVERY == TRIM_EVERY - 1:
+            release_freed_memory()
 
     with ThreadPoolExecutor(max_workers=WORKERS if threaded else 1) as pool:
         for (chan, plane), pb_plane in pairs:
@@ -263,6 +266,30 @@ def measure_image(image: ImageFile, pb: ImageFile | None, *, corrected: bool, pb
         while pending:
             collect(pending.popleft())
     return Measurement(rms, npix, peak, best[2], peakmap, pb_keep, region.mask, best[1], notes)
+
+
+def _libc_trim():
+    import ctypes
+    import ctypes.util
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: its allocator does not keep freed planes per thread
+        return None
+
+
+_TRIM = _libc_trim()
+
+
+def release_freed_memory() -> None:
+    """Give freed memory back to the system (glibc's ``malloc_trim``).
+
+    Planes of a few MB are allocated and freed by the reading and measuring threads, each in its own
+    glibc arena; after the first frees glibc stops using mmap for blocks of that size, and every arena
+    keeps what its thread freed, so the process grew to 1.5 GB on a 4 GiB cube where ~200 MB are in use.
+    Trimming every few channels keeps the peak near what is in use; it costs a walk of the free lists.
+    """
+    if _TRIM is not None:
+        _TRIM(0)
 
 
 def _channel(plane: np.ndarray, pb_plane: np.ndarray | None, region: _Region, clip: float, beam_pix: int):
