@@ -243,6 +243,36 @@ def test_ledger_read_after_a_cut_at_every_byte_keeps_every_complete_event(tmp_pa
     assert path.read_bytes().endswith(b"\n") and all(json.loads(x) for x in path.read_bytes().splitlines())
 
 
+@given(st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=5)),
+    lambda kids: st.one_of(st.lists(kids, max_size=3), st.tuples(kids, kids),
+                           st.dictionaries(st.one_of(st.text(max_size=3), st.integers(), st.booleans()), kids,
+                                           max_size=3),
+                           kids.map(lambda v: np.array([1.5, 2.5]) if isinstance(v, bool) else v)),
+    max_leaves=12))
+def test_ledger_states_are_what_a_later_run_reads_back(tmp_path_factory, value):
+    """The state kept in memory after a record equals the ledger line read back, whatever the result holds
+    (numpy arrays, tuples, non-string keys, NaN): the writer keeps its own copy only when they agree."""
+    path = tmp_path_factory.mktemp("l") / "x.ledger"
+    with Ledger(path, "frameconv") as book:
+        kept = book.record("k", "done", row=1, result=value)
+        kept_as_is = book.record("j", "done", row=2, result=to_json(value), json_types=True)  # as the engine does
+    read = ledgermod.read_ledger(path)[1]
+    assert _identical(kept, read["k"]), (kept, read["k"])
+    assert _identical(kept_as_is, read["j"]), (kept_as_is, read["j"])
+
+
+def _identical(a, b) -> bool:
+    """Equal with the same types all the way down (a tuple is not a list, 1 is not '1'); NaN equals NaN."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_identical(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_identical(x, y) for x, y in zip(a, b))
+    return a == b or (a != a and b != b)
+
+
 WRITER = """
 import sys, time
 from almatools.batch import Ledger

@@ -145,8 +145,10 @@ def run_jobs(jobs: list[Job], backend, ledger: Ledger | None = None, desc: str =
 
 def _record(ledger: Ledger, job: Job, outcome: dict) -> None:
     from ..cli import reported_failures
-    fields = dict(row=job.row.index, seconds=round(outcome["seconds"], 4),
-                  cpu_seconds=round(outcome.get("cpu_seconds", 0.0), 4), worker=outcome["worker"], params=job.params)
+    # results come through to_json in every back end (worker.invoke), the rest is made so here: JSON types only
+    fields = dict(row=job.row.index, seconds=round(outcome["seconds"], 4), json_types=True,
+                  cpu_seconds=round(outcome.get("cpu_seconds", 0.0), 4), worker=str(outcome["worker"]),
+                  params=to_json(job.params))
     if outcome["ok"]:
         why = reported_failures(outcome["result"])
         if why:  # the task finished but says parts failed (files not fetched …): a rerun should try again

@@ -69,9 +69,29 @@ def to_json(value):
     return str(value)
 
 
-def _dumps(record: dict) -> str:
-    # NaN and infinities stay (Python's json reads them back); one line per event
-    return json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n"
+def _dumps(record: dict) -> tuple[str, bool]:
+    """One line per event, and whether json wrote *record* without converting anything in it.
+
+    NaN and infinities stay (Python's json reads them back).  Results arrive already plain (every back
+    end passes them through :func:`to_json`), so json's C encoder writes them directly and calls
+    :func:`to_json` only for what is not JSON yet (numpy values, paths, sets): converting or re-reading
+    results of thousands of numbers per event cost the batch's parent process a large share of a core.
+    """
+    converted = []
+
+    def plain(value):
+        out = to_json(value)
+        if out is value:  # to_json left it as it was: json would ask again forever
+            raise TypeError(f"{type(value).__name__} is not JSON")
+        converted.append(True)
+        return out
+
+    if all(isinstance(k, str) for k in record):
+        try:
+            return json.dumps(record, separators=(",", ":"), sort_keys=True, default=plain) + "\n", not converted
+        except (TypeError, ValueError):  # a nested key json cannot write (a tuple), or a cycle: convert it all
+            pass
+    return json.dumps(to_json(record), separators=(",", ":"), sort_keys=True) + "\n", False
 
 
 def read_ledger(path) -> tuple[dict, dict[str, dict]]:
@@ -172,9 +192,9 @@ class Ledger:
         """Rewrite the ledger as its header and one line per key, atomically."""
         with atomic_path(self.path) as tmp:
             with open(tmp, "w", encoding="utf-8") as fh:
-                fh.write(_dumps({"almatools_batch_ledger": FORMAT, "task": self.task}))
+                fh.write(_dumps({"almatools_batch_ledger": FORMAT, "task": self.task})[0])
                 for record in self.states.values():
-                    fh.write(_dumps(record))
+                    fh.write(_dumps(record)[0])
                 fh.flush()
                 os.fsync(fh.fileno())
         _fsync_dir(self.path.parent)
@@ -194,19 +214,26 @@ class Ledger:
         state = self.states.get(key)
         return state is not None and state["status"] == DONE
 
-    def record(self, key: str, status: str, **fields) -> dict:
-        """Append one event (``running``, ``done`` with ``result``, ``failed`` with ``error``) durably."""
+    def record(self, key: str, status: str, *, json_types: bool = False, **fields) -> dict:
+        """Append one event (``running``, ``done`` with ``result``, ``failed`` with ``error``) durably.
+
+        ``json_types=True`` says the fields hold JSON types only (what :func:`to_json` returns: lists,
+        string keys), so the event itself is what the line reads back as and is kept without reading it
+        back; otherwise the state is the line read back (checking or re-reading a result of thousands of
+        numbers costs more than writing it).
+        """
         if status not in _STATES:
             raise ValueError(f"ledger status must be one of {_STATES}, not {status!r}")
         if self._fd is None:
             raise RuntimeError(f"{self.path}: the ledger is not open")
-        event = {"key": key, "status": status, "time": round(time.time(), 3), **to_json(fields)}
-        line = _dumps(event).encode("utf-8")
+        event = {"key": key, "status": status, "time": round(time.time(), 3), **fields}
+        text, plain = _dumps(event)
+        line = text.encode("utf-8")
         written = os.write(self._fd, line)
         while written < len(line):  # a regular file takes it in one write; be correct anyway
             written += os.write(self._fd, line[written:])
         os.fsync(self._fd)
-        self.states[key] = json.loads(line)  # exactly as a later run will read it back
+        self.states[key] = event if json_types and plain else json.loads(line)  # as a later run reads it
         return self.states[key]
 
 

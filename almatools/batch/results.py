@@ -88,5 +88,8 @@ def write_results(table_path, task, jobs, states: dict) -> Path:
     with atomic_path(table_path) as tmp:
         table.write(tmp, format="ascii.ecsv")
     json_path = results_json_path(table_path)
-    atomic_write(json_path, json.dumps({"task": task.name, "calls": records}, indent=1) + "\n")
+    # one call per line: readable, and written by json's C encoder (indent= would use the pure-Python one,
+    # which cost the batch's parent process more CPU than the ledger for results of thousands of numbers)
+    atomic_write(json_path, '{"task": ' + json.dumps(task.name) + ', "calls": [\n'
+                 + ",\n".join(json.dumps(r) for r in records) + "\n]}\n")
     return json_path
