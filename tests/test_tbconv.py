@@ -154,6 +154,34 @@ def test_jy_per_sr_and_per_pixel():
     assert pix["converted"][0] == pytest.approx(2e-3 * (np.pi / (4 * np.log(2))) / 0.01, rel=1e-12)
 
 
+
+def test_kelvin_and_jy_per_beam_to_jy_per_pixel():
+    """Output in Jy/pixel: the pixel's solid angle from cell, against astropy's equivalency on that area."""
+    freq, pixel = 230 * u.GHz, (0.1 * u.arcsec) ** 2
+    r = tbconv(values=[1.0, 25.0], inunit="K", outunit="Jy/pixel", freq="230GHz", cell="0.1arcsec")
+    expected = (np.array([1.0, 25.0]) * u.K).to_value(u.Jy, u.brightness_temperature(freq, beam_area=pixel))
+    np.testing.assert_allclose(r["converted"], expected, rtol=1e-9)
+    beam = np.pi / (4 * np.log(2)) * (1.2 * u.arcsec) * (0.6 * u.arcsec)
+    b = tbconv(values=[0.5], inunit="Jy/beam", outunit="Jy/pixel", cell="0.1arcsec", beam=["1.2arcsec", "0.6arcsec"],
+               freq="230GHz")
+    assert b["converted"][0] == pytest.approx(0.5 * (pixel / beam).to_value(u.dimensionless_unscaled), rel=1e-12)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_planck_at_exactly_one_kelvin_and_one_jansky_per_steradian(sign):
+    """The Planck forms at values of exactly ±1 (the zero guard must test for zero only), against astropy's
+    BlackBody for K → Jy/sr and the closed-form inverse for Jy/sr → K (negative values keep their sign)."""
+    from astropy.modeling.models import BlackBody
+    nu = 345 * u.GHz
+    to_sr = tbconv(values=[sign], inunit="K", outunit="Jy/sr", freq="345GHz", approximation="planck")["converted"][0]
+    blackbody = BlackBody(temperature=1 * u.K)(nu).to_value(u.Jy / u.sr)
+    assert to_sr == pytest.approx(sign * blackbody, rel=1e-9)
+    to_k = tbconv(values=[sign], inunit="Jy/sr", freq="345GHz", approximation="planck")["converted"][0]
+    intensity = (1 * u.Jy / u.sr).to(u.W / u.m ** 2 / u.Hz / u.sr) * u.sr
+    closed = (const.h * nu / const.k_B / np.log(1 + 2 * const.h * nu ** 3 / (const.c ** 2 * intensity))).to_value(u.K)
+    assert to_k == pytest.approx(sign * closed, rel=1e-12)
+
+
 # --- images -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("order", ["freq-last", "stokes-last"])
