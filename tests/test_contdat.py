@@ -6,8 +6,8 @@ import numpy as np
 
 import pytest
 
-from almatools.plugins.frames.contdat import (ContDatError, format_contdat, parse_contdat, read_contdat,
-                                              write_contdat)
+from almatools.plugins.frames.contdat import (ContDat, ContDatError, ContField, ContRange, ContSpw, format_contdat,
+                                              parse_contdat, read_contdat, write_contdat)
 from almatools.plugins.frames.selection import check_fitspec_dict, parse_selection
 
 V1 = """TW_Hya
@@ -122,6 +122,156 @@ def test_malformed_lines_name_the_line(bad, lineno, words):
     assert isinstance(err.value, ValueError)
 
 
+# --------------------------------------------------------------------------- cont.dat details
+
+def _one_spw(range_line):
+    """A v2 file with one field and one spw whose only range line is *range_line*."""
+    return f"Field: X\n\nSpectralWindow: 1\n{range_line}\n"
+
+
+@pytest.mark.parametrize("range_line, lo_hz, hi_hz", [
+    ("229950000000~229960000000Hz LSRK", 229.95e9, 229.96e9),
+    ("229950000~229960000kHz LSRK", 229.95e9, 229.96e9),
+    ("229950.5~229960.25MHz LSRK", 229.9505e9, 229.96025e9),
+    ("229950~229960mhz LSRK", 229.95e9, 229.96e9),  # the unit is read whatever its case
+    ("229.95~229.96GHz LSRK", 229.95e9, 229.96e9),
+    ("229.95~229.96 GHz LSRK", 229.95e9, 229.96e9),  # a blank before the unit
+])
+def test_range_units_hz_khz_mhz_ghz(range_line, lo_hz, hi_hz):
+    """Hand-edited files give ranges in any of Hz, kHz, MHz and GHz; all are read into Hz."""
+    (r,) = parse_contdat(_one_spw(range_line)).fields[0].spws[0].ranges
+    assert r.lo_hz == pytest.approx(lo_hz, rel=1e-12) and r.hi_hz == pytest.approx(hi_hz, rel=1e-12)
+    assert r.frame == "LSRK"
+
+
+def test_to_dict_gives_ghz_whatever_unit_the_file_used():
+    """frameconv's JSON result lists ranges in GHz, with the spw name, keyword and flags."""
+    text = ("Field: 'TW Hya'\n\nSpectralWindow: 25 X1913589666#ALMA_RB_06#BB_1#SW-01#FULL_RES\n"
+            "Flags: LOWBANDWIDTH\n229950~229960MHz LSRK\n230.5~231GHz TOPO\n\nSpectralWindow: 27\nALL\n")
+    assert parse_contdat(text).to_dict() == {"TW Hya": {
+        "25": {"name": "X1913589666#ALMA_RB_06#BB_1#SW-01#FULL_RES", "keyword": None, "flags": ["LOWBANDWIDTH"],
+               "ranges": [[pytest.approx(229.95, rel=1e-12), pytest.approx(229.96, rel=1e-12), "LSRK"],
+                          [pytest.approx(230.5, rel=1e-12), pytest.approx(231.0, rel=1e-12), "TOPO"]]},
+        "27": {"name": "", "keyword": "ALL", "flags": [], "ranges": []}}}
+
+
+@pytest.mark.parametrize("field_line, name", [
+    ("Field: 'TW Hya'", "TW Hya"),
+    ('Field: "TW Hya"', "TW Hya"),
+    ("Field:   'TW Hya'  ", "TW Hya"),
+    ("Field: 'TW Hya\"", "'TW Hya\""),  # mismatched quotes are not a quoted name: kept as written
+    ("Field: TW_Hya'", "TW_Hya'"),
+    ("Field: '", "'"),  # a lone quote is not a pair of quotes
+])
+def test_field_names_are_dequoted_only_when_quoted_on_both_sides(field_line, name):
+    """Names with blanks are written quoted; the MS name is what is left inside one pair of quotes."""
+    cd = parse_contdat(f"{field_line}\nSpectralWindow: 1\nNONE\n")
+    assert [f.name for f in cd.fields] == [name]
+
+
+@pytest.mark.parametrize("empty", ["Field: ''", 'Field: ""', "Field:"])
+def test_field_without_a_name_is_refused(empty):
+    """An empty (or empty quoted) field name cannot match any MS field: the line is named."""
+    with pytest.raises(ContDatError, match="without a field name") as err:
+        parse_contdat(f"{empty}\nSpectralWindow: 1\nNONE\n")
+    assert err.value.lineno == 1
+
+
+def test_repeated_field_blocks_merge_into_one_spw():
+    """A field given twice (files pasted together) adds to one spw; a later block may omit the spw name."""
+    name = "X1913589666#ALMA_RB_06#BB_1#SW-01#FULL_RES"
+    text = (f"Field: TW_Hya\nSpectralWindow: 25 {name}\n219.4~219.5GHz LSRK\n\n"
+            f"Field: TW_Hya\nSpectralWindow: 25 {name}\n219.6~219.7GHz LSRK\n\n"
+            "Field: TW_Hya\nSpectralWindow: 25\n219.8~219.9GHz LSRK\n")
+    cd = parse_contdat(text)
+    assert cd.version == 3
+    (f,) = cd.fields
+    assert f.lineno == 1  # where the field first appears
+    (s,) = f.spws
+    assert (s.spw_id, s.name, s.lineno) == (25, name, 2)
+    assert [(r.lo_hz, r.hi_hz, r.lineno) for r in s.ranges] == [
+        (pytest.approx(219.4e9), pytest.approx(219.5e9), 3), (pytest.approx(219.6e9), pytest.approx(219.7e9), 7),
+        (pytest.approx(219.8e9), pytest.approx(219.9e9), 11)]
+
+
+def test_one_spw_id_with_two_names_is_refused():
+    """Two spw names for one id of one field mean two different windows: refused, naming the first line."""
+    text = ("Field: TW_Hya\nSpectralWindow: 25 X1#ALMA_RB_06#BB_1#SW-01#FULL_RES\nNONE\n"
+            "Field: TW_Hya\nSpectralWindow: 25 X1#ALMA_RB_06#BB_2#SW-01#FULL_RES\nNONE\n")
+    with pytest.raises(ContDatError) as err:
+        parse_contdat(text)
+    assert err.value.lineno == 5
+    assert err.value.problem == "spw 25 of field 'TW_Hya' was named 'X1#ALMA_RB_06#BB_1#SW-01#FULL_RES' on line 2"
+
+
+@pytest.mark.parametrize("text, version", [
+    ("TW_Hya\n", 1),  # v1: only a bare field name
+    ("TW_Hya\nSPW3\n229.95~229.96GHz\n", 1),
+    ("Field: X\nSpectralWindow: 3\n229.95~229.96GHz LSRK\n", 2),
+    ("Field: X\nSpectralWindow: 3\nFlags: LOWSPREAD\n229.95~229.96GHz LSRK\n", 3),  # flags without spw names
+    ("Field: X\nSpectralWindow: 3 X1#ALMA_RB_06#BB_1#SW-01#FULL_RES\n229.95~229.96GHz LSRK\n", 3),
+])
+def test_version_is_the_oldest_form_seen(text, version):
+    """frameconv reports the version: bare names → 1, ``Flags:`` or spw names → 3, else 2."""
+    assert parse_contdat(text).version == version
+
+
+def test_v1_field_names_starting_with_a_digit_or_holding_hz():
+    """v1 bare names such as 3C279 or HZ43 are field names, not ranges."""
+    cd = parse_contdat("3C279\nSPW0\n229.95~229.96GHz\nHZ43\nSPW0\n230.1~230.2GHz\n")
+    assert cd.version == 1
+    assert [f.name for f in cd.fields] == ["3C279", "HZ43"]
+    assert cd.field("HZ43").spw(0).ranges[0].lo_hz == pytest.approx(230.1e9)
+    assert cd.field("HZ43").spw(0).ranges[0].frame == "TOPO"
+
+
+@pytest.mark.parametrize("line, words", [
+    ("229.95~229.96GHz LSRK extra", "is not a range"),  # three words after the range
+    ("229.95~229.96GHz LSRK2", "is not a range"),  # a word that is not letters only
+    ("229.95~229.96 channels LSRK", "unknown frequency unit 'channels'"),
+    ("229.95~229.96THz LSRK", "unknown frequency unit 'THz'"),
+    ("229.95~1e400GHz LSRK", "a frequency too large to be one"),
+    ("1e400~229.95GHz LSRK", "a frequency too large to be one"),
+    ("229.95", "not a Field, SpectralWindow"),  # a lone number is neither a range nor a field name
+    ("SpectralWindow:", "not a Field, SpectralWindow"),  # no spw id: not a v1 field name either
+])
+def test_malformed_range_and_block_lines(line, words):
+    """Each malformed line is refused with the reason, never read as a range in GHz or as a field name."""
+    with pytest.raises(ContDatError) as err:
+        parse_contdat(_one_spw(line), path="cont.dat")
+    assert err.value.lineno == 4 and words in err.value.problem
+
+
+def test_a_long_bad_range_is_quoted_up_to_60_characters():
+    """The problem text quotes the first 60 characters of a refused range; the whole line is in the message."""
+    line = "219.3452433728-219.8069245935GHz LSRK 220.1000000000-220.2000000000GHz LSRK"
+    with pytest.raises(ContDatError) as err:
+        parse_contdat(_one_spw(line))
+    assert err.value.problem == ("'219.3452433728-219.8069245935GHz LSRK 220.1000000000-220.200' "
+                                 "is not a range 'a~bGHz [frame]'")
+    assert repr(line) in str(err.value)
+
+
+def test_format_is_the_pipelines_text_with_one_blank_line_after_each_block():
+    """The written file, byte for byte: v3 spw line, Flags, %.10f GHz ranges, blank lines, final newline."""
+    cd = ContDat(fields=[ContField("TW_Hya", spws=[
+        ContSpw(25, "X1913589666#ALMA_RB_06#BB_1#SW-01#FULL_RES", flags=["ALLCONT"],
+                ranges=[ContRange(219.3452433728e9, 219.8069245935e9, "LSRK"), ContRange(220.1e9, 220.2e9, "LSRK")]),
+        ContSpw(27, keyword="NONE")])])
+    assert format_contdat(cd) == ("Field: TW_Hya\n\n"
+                                  "SpectralWindow: 25 X1913589666#ALMA_RB_06#BB_1#SW-01#FULL_RES\n"
+                                  "Flags: ALLCONT\n"
+                                  "219.3452433728~219.8069245935GHz LSRK\n"
+                                  "220.1000000000~220.2000000000GHz LSRK\n\n"
+                                  "SpectralWindow: 27\n"
+                                  "NONE\n\n")
+
+
+def test_format_of_nothing_is_an_empty_file():
+    """No fields: an empty file, not a lone newline."""
+    assert format_contdat(ContDat()) == ""
+
+
 # --------------------------------------------------------------------------- fitspw strings
 
 def test_selection_parsing_channels_steps_and_frequencies():
@@ -166,7 +316,6 @@ def test_fitspec_dictionary_checks():
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from almatools.plugins.frames.contdat import ContDat, ContField, ContRange, ContSpw  # noqa: E402
 
 _names = st.from_regex(r"[A-Za-z][A-Za-z0-9_+\-.]{0,15}", fullmatch=True)
 _ranges = st.lists(st.tuples(st.floats(84e9, 950e9), st.floats(0, 2e9)), max_size=4)
