@@ -666,6 +666,23 @@ def test_ppr_fluxcalflag_command_is_reported_never_edited(tmp_path):
     assert "ppr" not in again["command"]
 
 
+def test_ppr_applyflags_of_the_next_command_never_switches_this_one_off():
+    """A hand-edited PPR that lost a </ProcessingCommand>: the next command's applyflags=False is its own."""
+    from almatools.plugins.calunflag.ppr import scan_ppr
+
+    def command(name, applyflags=None):
+        parameter = ("" if applyflags is None else
+                     f"<Parameter><Keyword>applyflags</Keyword><Value>{applyflags}</Value></Parameter>")
+        return f"  <ProcessingCommand>\n    <Command>{name}</Command>\n    <ParameterSet>{parameter}</ParameterSet>\n"
+
+    text = ("<?xml version='1.0' encoding='UTF-8'?>\n<SciPipeRequest><ProcessingProcedure>\n"
+            + command("hifa_fluxcalflag")  # its </ProcessingCommand> was lost in an edit
+            + command("hif_fluxcalflag", "False") + "  </ProcessingCommand>\n"
+            + "</ProcessingProcedure></SciPipeRequest>\n")
+    found = [(f.line, f.action) for f in scan_ppr("PPR.xml", text, "applyflags")]
+    assert found == [(4, "report"), (7, "keep")]
+
+
 def test_rerunning_leaves_identical_copies_untouched(manual):
     first = calunflag(path=str(manual))["files"][str(manual)]
     edited, diff = Path(first["edited"]), Path(first["diff"])
