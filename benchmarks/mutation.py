@@ -90,7 +90,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "frames.convert": ("plugins/frames/convert.py", ["tests/test_frameconv.py"]),
     "frames.contdat": ("plugins/frames/contdat.py", ["tests/test_contdat.py", "tests/test_frameconv.py"]),
     "frames.selection": ("plugins/frames/selection.py", ["tests/test_frameconv.py", "tests/test_contdat.py"]),
-    "frames.chansel": ("plugins/frames/chansel.py", ["tests/test_frameconv.py", "tests/test_contdat.py"]),
+    "frames.chansel": ("plugins/frames/chansel.py", ["tests/test_chansel.py", "tests/test_frameconv.py", "tests/test_contdat.py"]),
     "weights.stats": ("plugins/weights/stats.py", ["tests/test_wtcheck.py"]),
     "weights.fix": ("plugins/weights/fix.py", ["tests/test_wtcheck.py"]),
     # brightness and models
