@@ -325,3 +325,273 @@ def test_fuzz_classify_any_name_and_text(name, text):
     kind = classify(Path(name.replace("/", "_").replace("\x00", "") or "x"), text)
     assert kind in (None, "calibration-script", "fluxcal-script", "imaging-script", "pipeline-script", "ppr", "readme",
                     "casa-log", "weblog", "weblog-archive", "log-archive")
+
+
+# ---- sources: which delivery file is which, and what each reader takes from it ----
+
+from pathlib import Path  # noqa: E402
+
+from almatools.plugins.calversion import sources  # noqa: E402
+
+
+@pytest.mark.parametrize("name, kind", [
+    ("member.uid___A001_X1_X2.hifa_calimage.casa_pipescript.py", "pipeline-script"),
+    ("member.uid___A001_X1_X2.hifa_calimage.casa_piperestorescript.py", "pipeline-script"),
+    ("member.uid___A001_X1_X2.scriptForPI.py", "pipeline-script"),
+    ("uid___A002_X1_X2.ms.scriptForCalibration.py", "calibration-script"),
+    ("uid___A002_X1_X2.ms.scriptForFluxCalibration.py", "fluxcal-script"),
+    ("scriptForImaging.py", "imaging-script"),
+    ("member.uid___A001_X1_X2.imaging_selfcal.py", "imaging-script"),
+    ("PPR_uid___A001_X1_X2.xml", "ppr"),
+    ("member.uid___A001_X1_X2.hifa_calimage.pipeline_manifest.xml", None),
+    ("member.uid___A001_X1_X2.README.txt", "readme"),
+    ("member.uid___A001_X1_X2.hifa_calimage.weblog.tgz", "weblog-archive"),
+    ("member.uid___A001_X1_X2.log.tgz", "log-archive"),
+    ("member.uid___A001_X1_X2.hifa_calimage.auxproducts.tgz", None),
+    ("uid___A002_X1_X2.calibration.tgz", None),
+    ("casa-20160502-101010.log", "casa-log"),
+    ("member.uid___A001_X1_X2.hifa_calimage.casa_commands.log", "casa-log"),
+    ("casapy-20131104-112233.log.1", "casa-log"),
+    ("t1-1.html", "weblog"),
+])
+def test_classify_by_delivery_file_name(name, kind):
+    """Each real delivery file name maps to its kind without reading the file; pipeline scripts and
+    manifests, auxproducts and calibration tables state no version."""
+    assert sources.classify(Path(name)) == kind
+
+
+VERSIONLESS_SELFCAL = """\
+# self-calibration of the continuum
+gaincal(vis='calibrated_final.ms', caltable='pcal1', solint='inf', calmode='p')
+applycal(vis='calibrated_final.ms', gaintable=['pcal1'])
+"""
+VERSION_PRINT = """\
+print('Running in CASA ' + casadef.casa_version)
+tclean(vis='calibrated_final.ms', imagename='cont', specmode='mfs')
+"""
+
+
+@pytest.mark.parametrize("name, text, kind", [
+    ("uid___A002_X1_X2.ms.scriptForPolCalibration.py",
+     PIN.format(v="4.4.0") + "gaincal(vis = 'uid___A002_X1_X2.ms.split', caltable = 'cal.G')\n", "calibration-script"),
+    ("scriptForContinuum.py", CU_PIN.format(v="5.1.1") + "tclean(vis='calibrated_final.ms', imagename='cont')\n",
+     "imaging-script"),
+    ("scriptForContinuum.py", MINIMUM.format(v="4.4.0") + "clean(vis='calibrated_final.ms', imagename='cont')\n",
+     "imaging-script"),
+    ("uid___A002_X1_X2.ms.scriptForPolCalibration.py", None, None),
+    ("scriptForSelfcal.py", VERSIONLESS_SELFCAL, None),
+    ("scriptForContinuum.py", VERSION_PRINT, None),
+])
+def test_classify_an_oddly_named_script_by_its_version_check(name, text, kind):
+    """A script not named like the generated ones counts only if it pins a version; its tasks say
+    whether it calibrates or images.  Without its text it is nothing."""
+    assert sources.classify(Path(name), text) == kind
+
+
+@pytest.mark.parametrize("name, text, kind", [
+    ("member.uid___A001_X1_X2.qa2_notes.txt", "Cycle: 4\nCASA version used for reduction: 4.7.2\nQA2 Result: PASS\n",
+     "readme"),
+    ("uid___A002_Xa1b2c3_X1f_flagtemplate.txt",
+     "# User flagging commands file for the calibration pipeline\nmode='manual' antenna='DA41' reason='QA2:applycal_amp'\n",
+     None),
+])
+def test_classify_a_text_file_by_its_readme_line(name, text, kind):
+    """A .txt file is a README when it says which CASA version reduced the data; a flag template is not."""
+    assert sources.classify(Path(name), text) == kind
+
+
+def _summary(found):
+    return [(s.line, s.version, s.shape, s.active) for s in found]
+
+
+CHECK = "if re.search('^{v}', casadef.casa_version) == None:"
+EXIT = " sys.exit('ERROR: PLEASE USE THE SAME VERSION OF CASA THAT YOU USED FOR GENERATING THE SCRIPT: {v}')"
+
+
+@pytest.mark.parametrize("text, expected", [
+    # the message posted to the log and then given to sys.exit both repeat the check's version
+    ("import re\n" + CHECK.format(v="4.2.2") + "\n"
+     " casalog.post('ERROR: PLEASE USE THE SAME VERSION OF CASA THAT YOU USED FOR GENERATING THE SCRIPT: 4.2.2', "
+     "'SEVERE')\n" + EXIT.format(v="4.2.2") + "\n",
+     [(2, "4.2.2", "version-check", True)]),
+    # the analyst kept the original check commented out above the active one: both are statements
+    ("import re\n#" + CHECK.format(v="4.4.0") + "\n" + CHECK.format(v="4.4.0") + "\n" + EXIT.format(v="4.4.0") + "\n",
+     [(2, "4.4.0", "version-check", False), (3, "4.4.0", "version-check", True)]),
+    # a join over casadef's parts is not a cu.version() pin, the casadef check after it on the line is
+    ("import re\nif re.search('^4.7.2', '.'.join(casadef.casa_version.split('.')[:3])) == None and "
+     "re.search('^4.7.2', casadef.casa_version) == None:\n" + EXIT.format(v="4.7.2") + "\n",
+     [(2, "4.7.2", "version-check", True)]),
+])
+def test_script_version_lines_and_their_repeats(text, expected):
+    """A sys.exit repeating the version one or two lines below its check is not a second statement;
+    a second check is."""
+    found = sources.statements_from_text("calibration-script", text, "uid___A002_X1_X2.ms.scriptForCalibration.py")
+    assert _summary(found) == expected
+
+
+def test_readme_calibration_and_imaging_lines():
+    """A README naming one version for calibration and another for imaging gives each its purpose."""
+    text = ("Project: 2016.1.00001.S\nCycle: 4\n"
+            "CASA version used for calibration: 4.7.2\nCASA version used for imaging: 5.1.1\nQA2 Result: PASS\n")
+    found = sources.statements_from_text("readme", text, "README")
+    assert [(s.line, s.version, s.purpose) for s in found] == [(3, "4.7.2", "calibration"), (4, "5.1.1", "imaging")]
+
+
+@pytest.mark.parametrize("kind, head, filler", [
+    ("calibration-script", "#if re.search('^4.4.0', casadef.casa_version) == None: # ", "#"),
+    ("readme", "CASA version used for reduction: 4.6 ", "-"),
+    ("casa-log", "2016-05-02 10:10:10\tINFO\tcasa::::\tCASA Version 4.7.2-REL (r39762) ", "*"),
+])
+def test_quoted_version_line_is_cut_at_500_characters(kind, head, filler):
+    """The line quoted with a statement is its message (after the log's last tab) cut to 500 characters."""
+    [s] = sources.statements_from_text(kind, head + filler * 600 + "\n", "f")
+    message = head.split("\t")[-1]
+    assert s.text == message + filler * (500 - len(message))
+
+
+def _log_summary(found):
+    return [(s.line, s.version, s.text, s.pipeline_version) for s in found]
+
+
+@pytest.mark.parametrize("text, expected", [
+    (CASA4_LOG.format(v="4.7.2"), [(1, "4.7.2", "CASA Version 4.7.2-REL (r39762)", "")]),
+    # CASA 6 pipeline build: the release comes from h_init's "Pipeline version" line
+    (CASA6_LOG.format(v="6.5.4.9"), [(1, "6.5.4.9", "CASA Version PIPELINE 6.5.4.9", "2023.1.0.124")]),
+    # a pipeline build whose log never reached h_init: a pipeline ran, which one is unknown
+    ("2023-10-14 10:12:31\tINFO\t::casa\tCASA Version PIPELINE 6.5.4.9\n"
+     "2023-10-14 10:12:33\tINFO\t::casa\tExecuting scriptForPI.py\n",
+     [(1, "6.5.4.9", "CASA Version PIPELINE 6.5.4.9", "unknown")]),
+    # the release named in the version line itself
+    ("2021-06-01 09:00:00\tINFO\t::casa\tCASA Version 6.2.1.7-pipeline-2021.2.0.128\n",
+     [(1, "6.2.1.7", "CASA Version 6.2.1.7-pipeline-2021.2.0.128", "2021.2.0.128")]),
+    # two sessions appended to one --logfile: each header keeps its own pipeline
+    ("2021-06-01 09:00:00\tINFO\t::casa\tCASA Version 6.2.1.7-pipeline-2021.2.0.128\n"
+     "2021-06-01 09:05:00\tINFO\thifa_restoredata::casa\t##### Begin Task: applycal #####\n"
+     "2023-10-14 10:12:31\tINFO\t::casa\tCASA Version PIPELINE 6.5.4.9\n",
+     [(1, "6.2.1.7", "CASA Version 6.2.1.7-pipeline-2021.2.0.128", "2021.2.0.128"),
+      (3, "6.5.4.9", "CASA Version PIPELINE 6.5.4.9", "unknown")]),
+])
+def test_log_header_version_text_and_pipeline(text, expected):
+    """A log header gives the version, the message after the last tab, and the pipeline release when a
+    pipeline build ran ('unknown' when its log never names it)."""
+    assert _log_summary(sources.statements_from_text("casa-log", text, "casa.log")) == expected
+
+
+LISTOBS_LINE = "2016-05-02 10:10:11\tINFO\tlistobs::::casa\t  0    J1924-2914  19:24:51.055957 -29.14.30.12106 ICRS\n"
+
+
+@pytest.mark.parametrize("before, found", [(399, [400]), (400, [])])
+def test_only_the_first_400_log_lines_are_read(before, found):
+    """The version of a log sits in its first lines: one on line 400 is read, on line 401 not."""
+    text = LISTOBS_LINE * before + CASA4_LOG.format(v="4.7.2")
+    assert [s.line for s in sources.statements_from_text("casa-log", text, "casa.log")] == found
+
+
+def _pad(line, size):
+    """*size* bytes of repeated *line*, the last one cut short and ended by a newline."""
+    line = line.encode()
+    return (line * (size // len(line) + 1))[:size - 1] + b"\n"
+
+
+FLAGDATA_LINE = ("2016-05-02 10:10:11\tINFO\tflagdata::::casa\t  inpfile = ["
+                 + "\"mode='manual' antenna='DV07' spw='19:1~7' reason='QA2:spurious'\", " * 40 + "]\n")
+
+
+@pytest.mark.parametrize("offset, found", [(2**20 - len(CASA4_LOG.format(v="4.7.2")), ["4.7.2"]), (2**20, [])])
+def test_only_the_first_mib_of_a_log_is_read(tmp_path, offset, found):
+    """A log is read up to its first MiB: a version line ending at byte 2**20 is found, one starting there not."""
+    path = tmp_path / "casa-20160502-101010.log"
+    path.write_bytes(_pad(FLAGDATA_LINE, offset) + CASA4_LOG.format(v="4.7.2").encode())
+    assert [s.version for s in sources.read_statements(path, "casa-log")] == found
+
+
+TREE_LINE = "|   |-- member.uid___A001_X1_X2.J1924-2914_bp.spw16.mfs.I.pbcor.fits\n"
+README_LINE = "CASA version used for reduction: 4.6\n"
+
+
+@pytest.mark.parametrize("offset, found", [(64 * 2**20 - len(README_LINE), ["4.6"]), (64 * 2**20, [])])
+def test_only_the_first_64_mib_of_a_text_file_are_read(tmp_path, offset, found):
+    """Other text files are read up to 64 MiB: a README line ending at that byte is found, one starting there not."""
+    path = tmp_path / "README"
+    path.write_bytes(_pad(TREE_LINE, offset) + README_LINE.encode())
+    assert [s.version for s in sources.read_statements(path, "readme")] == found
+
+
+@pytest.mark.parametrize("size, limit", [(100, 10), (100, 1000), (3 * 2**20, 3 * 2**19)])
+def test_read_head_returns_exactly_the_first_bytes(tmp_path, size, limit):
+    """read_head gives the first *limit* bytes (all of a smaller file), also across its 1 MiB pieces."""
+    data = _pad(LISTOBS_LINE, size)
+    path = tmp_path / "casa-20160502-101010.log"
+    path.write_bytes(data)
+    assert sources.read_head(path, limit) == data[:limit]
+
+
+WEBLOG_PAGE = """
+<!DOCTYPE html>
+<html>
+<head>
+<title>Pipeline Weblog: 2022.1.00001.S</title>
+<link rel="stylesheet"
+      href="resources/css/pipeline.css">
+</head>
+<body>
+<table class="table table-bordered">
+<tr><th>CASA Version</th><td>6.5.4.9</td></tr>
+<tr><th>Pipeline Version</th><td>2023.1.0.124 (Pipeline-CASA65-P2-B)</td></tr>
+</table></body></html>
+"""
+
+
+def test_weblog_home_page_line_and_pipeline():
+    """The weblog home page rendered with a blank first line and a tag over two lines: the CASA Version
+    row is on line 11, and the Pipeline Version row gives the release."""
+    [s] = sources.statements_from_text("weblog", WEBLOG_PAGE, "t1-1.html")
+    assert (s.line, s.version, s.text, s.pipeline_version) == (11, "6.5.4.9", "CASA Version 6.5.4.9", "2023.1.0.124")
+
+
+def _tgz_tree(path, members):
+    """A .tgz as `tar czf` writes it: [(name, text)], a directory where text is None."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in members:
+            info = tarfile.TarInfo(name)
+            if text is None:
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            else:
+                data = text.encode()
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+CASA5_PIPELINE_LOG = "2019-03-05 10:10:10\tINFO\t::casa\tCASA Version 5.4.0-70\n"
+
+
+def test_weblog_archive_reads_only_the_home_page(tmp_path):
+    """Of a weblog archive only html/t1-1.html is read: the copy of the CASA log and the stage pages
+    beside it are not weblog statements."""
+    run = "pipeline-20190305T101010/"
+    path = _tgz_tree(tmp_path / "member.uid___A001_X1_X2.hifa_calimage.weblog.tgz", [
+        (run, None), (run + "html/", None),
+        (run + "html/casa-20190305-101010.log", CASA5_PIPELINE_LOG),
+        (run + "html/casa_commands.log", "# hifa_importdata\nimportasdm(asdm='../rawdata/uid___A002_X1_X2')\n"),
+        (run + "html/t1-1.html", WEBLOG.format(v="5.4.0-70")),
+        (run + "html/stage1/", None),
+        (run + "html/stage1/t2-4m_details.html", "<h1>hifa_importdata</h1>\n<p>CASA Version 5.4.0-70</p>\n"),
+    ])
+    found = sources.read_statements(path, "weblog-archive", "qa/weblog.tgz")
+    assert [(s.file, s.version) for s in found] == [
+        ("qa/weblog.tgz:pipeline-20190305T101010/html/t1-1.html", "5.4.0-70")]
+
+
+def test_log_archive_reads_every_casa_log_after_its_directories(tmp_path):
+    """A log archive made with tar: its directory entries come first and logs may sit at its top level."""
+    path = _tgz_tree(tmp_path / "member.uid___A001_X1_X2.log.tgz", [
+        ("logs/", None),
+        ("logs/casa-20170101-000000.log", CASA4_LOG.format(v="4.7.2") + "gaincal(vis='x')\n"),
+        ("logs/member.uid___A001_X1_X2.scriptForPI.py", "# restore\n"),
+        ("casa-20170102-000000.log", CASA4_LOG.format(v="4.7.0")),
+    ])
+    found = sources.read_statements(path, "log-archive", "log/x.log.tgz")
+    assert [(s.file, s.version) for s in found] == [("log/x.log.tgz:logs/casa-20170101-000000.log", "4.7.2"),
+                                                    ("log/x.log.tgz:casa-20170102-000000.log", "4.7.0")]
