@@ -53,7 +53,10 @@ def home() -> Path:
 
 @pytest.fixture
 def casa_log_file() -> Path:
-    return _session_home / "casa-tests.log"
+    """The file CASA's logger writes to: asked of casalog, because a process forked after CASA started
+    (the mutation run's test server) keeps the log file of its parent's session home."""
+    from casatasks import casalog
+    return Path(casalog.logfile())
 
 
 @pytest.fixture(scope="session")
