@@ -353,6 +353,9 @@ from almatools.plugins.calversion import sources  # noqa: E402
     ("member.uid___A001_X1_X2.hifa_calimage.casa_commands.log", "casa-log"),
     ("casapy-20131104-112233.log.1", "casa-log"),
     ("t1-1.html", "weblog"),
+    # CASA's other files in a working directory: only its .log files are logs
+    ("casa-20160502-101010.last", None),
+    ("casa-commands.dat", None),
 ])
 def test_classify_by_delivery_file_name(name, kind):
     """Each real delivery file name maps to its kind without reading the file; pipeline scripts and
@@ -595,3 +598,27 @@ def test_log_archive_reads_every_casa_log_after_its_directories(tmp_path):
     found = sources.read_statements(path, "log-archive", "log/x.log.tgz")
     assert [(s.file, s.version) for s in found] == [("log/x.log.tgz:logs/casa-20170101-000000.log", "4.7.2"),
                                                     ("log/x.log.tgz:casa-20170102-000000.log", "4.7.0")]
+
+
+def _blanked_by_regex(text):
+    """Independent oracle for _blank_tags: every '<' ... first '>' after it becomes spaces, newlines kept."""
+    import re
+    return re.sub(r"<[^>]*>", lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
+
+
+@given(st.lists(st.sampled_from(["<td>", "</td>", '<a href="t1-1.html">', "<br/>", "CASA", " 5.6.1-8 ", "\n",
+                                 "<", ">", "x", "<span\nclass='v'>", "Pipeline"]), max_size=30).map("".join))
+def test_blank_tags_keeps_every_offset_and_newline(text):
+    """The weblog reader turns tags into spaces without moving anything: line numbers and match offsets
+    of the plain text are those of the HTML (a stray '>' or an unclosed '<' included)."""
+    plain = sources._blank_tags(text)
+    assert plain == _blanked_by_regex(text)
+    assert len(plain) == len(text)
+    assert [i for i, c in enumerate(plain) if c == "\n"] == [i for i, c in enumerate(text) if c == "\n"]
+
+
+def test_weblog_line_after_a_stray_closing_bracket():
+    """A '>' with no tag before it is text, and a page may end in a tag: the version is found on its line."""
+    text = "<html>\n<p>a > b</p>\nCASA Version 5.6.1-8 &gt;\n<p>see the log</p>"
+    found = sources.statements_from_text("weblog", text, "t1-1.html")
+    assert [(s.line, s.version, s.text) for s in found] == [(3, "5.6.1-8", "CASA Version 5.6.1-8")]
