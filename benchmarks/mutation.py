@@ -65,7 +65,8 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "calunflag.ppr": ("plugins/calunflag/ppr.py", ["tests/test_calunflag.py"]),
     "calversion.sources": ("plugins/calversion/sources.py", ["tests/test_calversion.py"]),
     # query: the ADQL builder and almaquery's grammar
-    "archive.adql": ("plugins/archive/adql.py", ["tests/test_almaquery.py", "tests/test_almaquery_grammar.py"]),
+    "archive.adql": ("plugins/archive/adql.py",
+                     ["tests/test_almaquery_adql.py", "tests/test_almaquery.py", "tests/test_almaquery_grammar.py"]),
     "archive.grammar": ("plugins/archive/grammar.py", ["tests/test_almaquery_grammar.py", "tests/test_almaquery.py"]),
     # fetch: download, unpack, server names, credentials, integrity
     "archive.download": ("plugins/archive/download.py",
