@@ -350,13 +350,13 @@ def test_work_bounds_are_checked_before_work(tmp_path):
 
 
 FAULT_RUN = """
-import signal, sys
+import os, signal, sys
 from almatools.casa_tasks import cl2image
 from almatools.plugins.models import render
 real = render._RawTiles.write
 def write_then_wait(self, origin, values):
     real(self, origin, values)
-    print("WRITING", flush=True)
+    os.write(1, b"WRITING\\n")  # one write: the two writer threads may both get here, print() would interleave
     signal.pause()  # killed here, half-way through
 render._RawTiles.write = write_then_wait
 cl2image(imagename=sys.argv[1], direction=["J2000 10h00m00.0s -30d00m00.0s"], flux=[1.0], freq=["230GHz"],
