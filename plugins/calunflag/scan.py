@@ -158,7 +158,10 @@ class _Scanner:
         while True:
             k = text.find(quote, j)
             if len(quote) == 1:
-                nl = text.find("\n", j, k if k >= 0 else len(text))  # never past the closing quote
+                end = k if k >= 0 else len(text)  # never past the closing quote
+                nl = text.find("\n", j, end)
+                while nl >= 0 and self._escaped(nl - 1 if text[nl - 1] == "\r" else nl, i + 1):
+                    nl = text.find("\n", nl + 1, end)  # a backslash before the newline continues the string
                 if k < 0 or nl >= 0:
                     if self.lenient:
                         return nl if nl >= 0 else len(text)
@@ -167,13 +170,16 @@ class _Scanner:
                 if self.lenient:
                     return len(text)
                 raise self.error(i, "unterminated string")
-            backslashes, b = 0, k - 1
-            while b >= j and text[b] == "\\":
-                backslashes += 1
-                b -= 1
-            if backslashes % 2 == 0:
+            if not self._escaped(k, j):
                 return k + len(quote)
             j = k + 1
+
+    def _escaped(self, at: int, start: int) -> bool:
+        """True if an odd number of backslashes stand right before offset *at* (not before *start*)."""
+        b = at - 1
+        while b >= start and self.text[b] == "\\":
+            b -= 1
+        return (at - 1 - b) % 2 == 1
 
     def comment_end(self, i: int) -> int:
         j = self.text.find("\n", i)
