@@ -197,7 +197,7 @@ def test_pitfalls_it_can_see(tmp_path):
 
 def test_running_version_is_the_installed_casa():
     import casatasks
-    from plugins.calversion.task_calversion import _running_version
+    from almatools.plugins.calversion.task_calversion import _running_version
     assert casatasks.version_string().startswith(_running_version())
 
 

@@ -14,7 +14,7 @@ from astropy.wcs import WCS
 from almatools.casa_tasks import cl2image
 from almatools.casaenv import casatools
 from almatools.errors import ResourceLimitError, TaskParameterError
-from plugins.models import TWO_GAUSSIANS
+from almatools.plugins.models import TWO_GAUSSIANS
 
 pytestmark = pytest.mark.casa
 
