@@ -59,9 +59,9 @@ MEMORY_LIMIT = 4 * 2**30
 #: mutant's relevant tests inside them are found by coverage at run time.
 MODULES: dict[str, tuple[str, list[str]]] = {
     # calscripts: calunflag and calversion
-    "calunflag.scan": ("plugins/calunflag/scan.py", ["tests/test_calunflag.py"]),
-    "calunflag.edit": ("plugins/calunflag/edit.py", ["tests/test_calunflag.py"]),
-    "calunflag.roles": ("plugins/calunflag/roles.py", ["tests/test_calunflag.py"]),
+    "calunflag.scan": ("plugins/calunflag/scan.py", ["tests/test_calunflag_scan.py", "tests/test_calunflag.py"]),
+    "calunflag.edit": ("plugins/calunflag/edit.py", ["tests/test_calunflag_edit.py", "tests/test_calunflag.py"]),
+    "calunflag.roles": ("plugins/calunflag/roles.py", ["tests/test_calunflag_roles.py", "tests/test_calunflag.py"]),
     "calunflag.ppr": ("plugins/calunflag/ppr.py", ["tests/test_calunflag.py"]),
     "calversion.sources": ("plugins/calversion/sources.py", ["tests/test_calversion.py"]),
     # query: the ADQL builder and almaquery's grammar
