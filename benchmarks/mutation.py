@@ -79,7 +79,8 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "archive.integrity": ("plugins/archive/integrity.py",
                           ["tests/test_almafetch_transfer.py", "tests/test_almafetch.py"]),
     # core: the registry
-    "core.registry": ("almatools/registry.py", ["tests/core/test_registry.py", "tests/test_plugin_template.py"]),
+    "core.registry": ("almatools/registry.py", ["tests/core/test_registry_edges.py", "tests/core/test_registry.py",
+                                                  "tests/test_plugin_template.py"]),
     # calflux: estimates, and the delivery readers it shares
     "calflux.estimate": ("plugins/calflux/estimate.py", ["tests/test_calflux.py"]),
     "delivery.fluxcsv": ("almatools/delivery/fluxcsv.py", ["tests/test_delivery.py", "tests/test_calflux.py"]),
