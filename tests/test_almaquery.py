@@ -203,6 +203,44 @@ def test_results_are_read_page_by_page(archive, served, monkeypatch):
     assert r["nrows"] == 150 and r["truncated"] and len(set(ref.table_keys(r["observations"]))) == 150
 
 
+# A literal _ or % cannot be escaped in ADQL on every server (the ALMA archive's Oracle has no default LIKE
+# escape, so the backslash PostgreSQL reads as one would be a character to match): almaquery sends them as
+# wildcards, which select more on the server (IRC+10216 has "C+1" where "*C_1*" wants "C_1"), and keeps
+# exactly the rows meant.
+UNDERSCORE_CASES = [
+    (dict(target_name="*C_1*"), lambda r: ref.exact(r["target_name"], "*C_1*")),
+    (dict(target_name="!(*C_1*)"), lambda r: not ref.exact(r["target_name"], "*C_1*")),
+    (dict(target_name="(Orion_KL|NGC_2*|*C_1*_?)"), lambda r: r["target_name"] == "Orion_KL"
+     or ref.exact(r["target_name"], "NGC_2*") or ref.exact(r["target_name"], "*C_1*_?")),
+    (dict(project_abstract="0% of the", target_name="!(*_N)"),
+     lambda r: ref.contains(r["proposal_abstract"], "0% of the") and not ref.exact(r["target_name"], "*_N")),
+]
+
+
+@pytest.mark.parametrize("kwargs, meaning", UNDERSCORE_CASES, ids=[str(c[0]) for c in UNDERSCORE_CASES])
+def test_literal_underscore_and_percent_are_matched_exactly(archive, served, casa_log_file, kwargs, meaning):
+    r = almaquery(service=archive.url, science="any", **kwargs)
+    assert "\\" not in r["adql"]
+    assert ref.table_keys(r["observations"]) == expected(served, meaning)
+    assert r["nscanned"] > r["nrows"] > 0  # the server's wildcard reading found more: the exact test mattered
+    param = next(iter(kwargs))
+    assert f"{param}: '_' and '%' are matched exactly by almatools after the query" in casa_log_file.read_text()
+
+
+def test_a_negated_underscore_term_is_tested_on_every_page(archive, served, monkeypatch):
+    """NOT of the server's wider reading would drop wanted rows (IRC+10216), so the negation is tested only
+    here, on the rows of every page; maxrec counts the rows the archive returned (nscanned)."""
+    monkeypatch.setattr(task_almaquery, "PAGE_ROWS", 200)
+    wanted = expected(served, lambda x: not ref.exact(x["target_name"], "*C_1*"))
+    r = almaquery(service=archive.url, science="any", target_name="!(*C_1*)")
+    assert "target_name IS NOT NULL" in r["adql"] and "NOT (" not in r["adql"]
+    assert ref.table_keys(r["observations"]) == wanted and any(k[2].startswith("IRC+10216") for k in wanted)
+    assert r["nscanned"] == len(served) and not r["truncated"]
+    r = almaquery(service=archive.url, science="any", target_name="!(*C_1*)", maxrec=300)
+    assert r["nscanned"] == 300 and r["truncated"] and 0 < r["nrows"] <= 300
+    assert set(ref.table_keys(r["observations"])) <= set(wanted)
+
+
 def test_projects_and_publications_views(archive, served):
     r = almaquery(service=archive.url, project_code="201*", science="any")
     rows = [x for x in served if x["proposal_id"].startswith("201")]

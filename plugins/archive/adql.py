@@ -8,6 +8,12 @@ written as astroquery writes them (``(230.0<=frequency AND frequency<=232.0)``, 
 ``a\\' OR 1=1 --`` would leave the literal); ``?`` is a wildcard
 whether or not ``*`` is present; ``!( … )`` is a real negation, not astroquery's
 inclusive complement; a band matches whole band numbers (``1`` does not match ``10``).
+
+No backslash ever enters a query, not even to escape a literal ``%`` or ``_`` in a LIKE
+pattern: ADQL has no ESCAPE clause, PostgreSQL (DaCHS) reads a backslash as LIKE's escape but
+Oracle (the ALMA archive's TAP service, through CADC's translator) has no default escape, so
+``'%NGC\\_1068%'`` would find nothing there.  Such a pattern is sent unescaped — it selects a
+superset — and :func:`text_matches` gives the exact answer on the returned rows.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ import unicodedata
 
 from .grammar import Not, Or, Range, Text, Value
 
-__all__ = ["QueryError", "quote", "check_literal", "term_clause", "text_clause", "uid_clause", "band_clause",
+__all__ = ["QueryError", "quote", "check_literal", "term_clause", "text_clause", "text_exact", "text_matches",
+           "uid_clause", "band_clause",
            "polarisation_clause", "cone_clause", "centre_box_clause", "build_query", "number"]
 
 
@@ -63,7 +70,7 @@ def quote(text, field: str = "value") -> str:
 
 
 def _literal(checked: str) -> str:
-    """The literal of text already checked (or written by this module, like LIKE escapes)."""
+    """The literal of text already checked (or of a LIKE pattern made from checked text)."""
     return "'" + checked.replace("'", "''") + "'"
 
 
@@ -97,10 +104,31 @@ def term_clause(column: str, term, literal=number) -> str:
     raise TypeError(f"not a numeric term: {term!r}")
 
 
+#: characters LIKE reads as wildcards that no ADQL spelling escapes on every TAP server
+LIKE_WILDCARDS = "%_"
+
+
 def like_pattern(text: str) -> str:
-    """User wildcards ``*``/``?`` → ADQL ``%``/``_``; literal ``%`` and ``_`` escaped (backslashes never get here)."""
-    escaped = text.replace("%", r"\%").replace("_", r"\_")
-    return escaped.replace("*", "%").replace("?", "_")
+    """User wildcards ``*``/``?`` → ADQL ``%``/``_``.
+
+    A literal ``%`` or ``_`` is left as it is, so it also matches any text / any one character:
+    the pattern selects a superset on every server (see the module's docstring).
+    """
+    return text.replace("*", "%").replace("?", "_")
+
+
+def _uses_like(text: str, mode: str) -> bool:
+    return mode == "contains" or "*" in text or "?" in text
+
+
+def text_exact(term, mode: str = "exact") -> bool:
+    """Whether :func:`text_clause` selects exactly *term*'s rows; if not, it selects a superset and
+    :func:`text_matches` must be applied to the rows returned (a literal ``%``/``_`` in a LIKE)."""
+    if isinstance(term, Or):
+        return all(text_exact(t, mode) for t in term.terms)
+    if isinstance(term, Not):
+        return text_exact(term.term, mode)
+    return not (_uses_like(term.text, mode) and any(c in term.text for c in LIKE_WILDCARDS))
 
 
 def text_clause(column: str, term, mode: str = "exact", field: str = "") -> str:
@@ -109,12 +137,17 @@ def text_clause(column: str, term, mode: str = "exact", field: str = "") -> str:
     ``exact``: ``column='v'``, or ``LIKE`` with wildcards (case as given).
     ``contains``: case-insensitive partial match, ``LOWER(column) LIKE '%v%'`` (the archive's
     titles, abstracts, names and keywords).
+
+    When :func:`text_exact` is False the condition selects a superset of the rows meant (never
+    fewer): a negation of such a term becomes ``column IS NOT NULL`` (``NOT`` of a superset would
+    drop wanted rows; SQL's NOT never holds for NULL), and :func:`text_matches` decides.
     """
     field = field or column
     if isinstance(term, Or):
         return _join([text_clause(column, t, mode, field) for t in term.terms])
     if isinstance(term, Not):
-        return f"NOT ({text_clause(column, term.term, mode, field)})"
+        inner = text_clause(column, term.term, mode, field)  # checks every literal, even when not sent
+        return f"NOT ({inner})" if text_exact(term.term, mode) else f"{column} IS NOT NULL"
     if not isinstance(term, Text):
         raise TypeError(f"not a text term: {term!r}")
     text = term.text
@@ -126,6 +159,42 @@ def text_clause(column: str, term, mode: str = "exact", field: str = "") -> str:
     if "*" in text or "?" in text:
         return f"{column} LIKE {_literal(like_pattern(text))}"
     return f"{column}={_literal(text)}"
+
+
+def text_matches(term, value, mode: str = "exact") -> bool:
+    """Whether a column *value* satisfies *term* as :func:`text_clause` means it, ``%`` and ``_`` literal.
+
+    *value* None (NULL) satisfies nothing, not even a negation, as in SQL.
+    """
+    if value is None:
+        return False
+    if isinstance(term, Or):
+        return any(text_matches(t, value, mode) for t in term.terms)
+    if isinstance(term, Not):
+        return not text_matches(term.term, value, mode)
+    if mode == "contains":
+        return _glob("*" + term.text.lower() + "*", value.lower())
+    if _uses_like(term.text, mode):
+        return _glob(term.text, value)
+    return value == term.text
+
+
+def _glob(pattern: str, text: str) -> bool:
+    """Whether *pattern* (``*`` any text, ``?`` one character, all else itself — unlike fnmatch,
+    ``[`` is literal) matches the whole *text*; at most len(pattern)·len(text) steps, however many ``*``."""
+    p = t = 0
+    star = resume = -1  # the last '*' seen, and where in text its match would grow next
+    while t < len(text):
+        if p < len(pattern) and pattern[p] != "*" and pattern[p] in ("?", text[t]):
+            p, t = p + 1, t + 1
+        elif p < len(pattern) and pattern[p] == "*":
+            star, resume, p = p, t, p + 1
+        elif star >= 0:  # let the last '*' take one more character and retry
+            resume += 1
+            p, t = star + 1, resume
+        else:
+            return False
+    return pattern[p:].strip("*") == ""
 
 
 _UID = re.compile(r"uid(?:://|___)([A-Za-z0-9]+)[/_]([A-Za-z0-9]+)[/_]([A-Za-z0-9]+)", re.ASCII)

@@ -19,7 +19,8 @@ from datetime import date, datetime, timedelta
 from . import adql, coverage, grammar
 from .grammar import Not, Or, Range, SearchSyntaxError, Value
 
-__all__ = ["Field", "FIELDS", "Plan", "plan", "SearchValueError", "Cone", "Box", "parse_position", "MAX_TEXT"]
+__all__ = ["Field", "FIELDS", "Plan", "TextCheck", "plan", "SearchValueError", "Cone", "Box", "parse_position",
+           "MAX_TEXT"]
 
 #: longest search text accepted in one field, and most alternatives (bounded before any work)
 MAX_TEXT = 10_000
@@ -97,13 +98,27 @@ FLAGS = {
 _WORDS = {"true": True, "t": True, "yes": True, "false": False, "f": False, "no": False, "none": None}
 
 
+@dataclass(frozen=True)
+class TextCheck:
+    """A text field whose clause selects a superset (a literal ``%``/``_`` in a LIKE, see
+    :func:`.adql.text_exact`): each returned row is tested here with :func:`.adql.text_matches`."""
+    param: str
+    column: str
+    term: object
+    mode: str
+
+    def matches(self, value) -> bool:
+        return adql.text_matches(self.term, value, self.mode)
+
+
 @dataclass
 class Plan:
-    """What a search asks: ADQL clauses, and the frequency term tested on each row (coverage)."""
+    """What a search asks: ADQL clauses, and the terms tested on each returned row (coverage, text)."""
     clauses: list[str] = field(default_factory=list)
     coverage: object = None  # a grammar term (GHz) or None
     position: object = None  # the cones and boxes searched (Cone/Box with Or/Not), for the footprint plot
     frequency: object = None  # the frequency term (GHz) in either mode, for the spectral plot
+    text_checks: list[TextCheck] = field(default_factory=list)  # text terms ADQL LIKE cannot say exactly
 
 
 # ------------------------------------------------------------------------------ Python values → terms
@@ -365,13 +380,19 @@ def _iso(t: datetime) -> str:
     return t.isoformat(timespec="microseconds" if t.microsecond else "seconds")
 
 
-def _clause(f: Field, value) -> str:
-    """The ADQL of one field's value ('' when no value was given)."""
+def _clause(f: Field, value, checks: list | None = None) -> str:
+    """The ADQL of one field's value ('' when no value was given); a text term the ADQL selects only a
+    superset of is appended to *checks*."""
     if _is_empty(value):
         return ""
     if f.kind in ("exact", "contains"):
         term = _text_term(f, value)
-        return adql.text_clause(f.column, term, f.kind, f.name) if term is not None else ""
+        if term is None:
+            return ""
+        sql = adql.text_clause(f.column, term, f.kind, f.name)
+        if not adql.text_exact(term, f.kind) and checks is not None:
+            checks.append(TextCheck(f.name, f.column, term, f.kind))
+        return sql
     if f.kind == "number":
         term = _number_term(f, value)
         return adql.term_clause(f.column, term) if term is not None else ""
@@ -477,7 +498,7 @@ def plan(p: dict) -> Plan:
             out.position = term
     for f in FIELDS:
         if f.name in p:
-            add(_guarded(f.name, p[f.name], lambda: _clause(f, p[f.name])))
+            add(_guarded(f.name, p[f.name], lambda: _clause(f, p[f.name], out.text_checks)))
     if not _is_empty(p.get("band")):
         bands = _bands(p["band"])
         if bands:

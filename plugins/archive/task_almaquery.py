@@ -53,9 +53,15 @@ def almaquery(source_name="", position="", radius="10arcmin", target_name="", sp
         service, lambda b: _fetch(b, query, maxrec, paged=not custom))
     log.info(f"{scanned} row(s) from {base}/tap" + ("" if complete else f" (stopped at maxrec={maxrec})"))
     result = {"adql": query, "service": f"{base}/tap", "nscanned": scanned}
+    for check in wanted.text_checks if wanted is not None else []:
+        before = len(table)
+        table = _text_matching(table, check)
+        log.info(f"{check.param}: '_' and '%' are matched exactly by almatools after the query (ADQL LIKE cannot "
+                 f"escape them portably): {len(table)} of {before} row(s) kept")
     if wanted is not None and wanted.coverage is not None:
+        before_coverage = len(table)
         table, unreadable = _covering(table, wanted.coverage)
-        log.info(f"frequency coverage: {len(table)} of {scanned} row(s) have a spectral window matching "
+        log.info(f"frequency coverage: {len(table)} of {before_coverage} row(s) have a spectral window matching "
                  f"{frequency!r}" + (f"; {unreadable} row(s) without a readable frequency_support left out"
                                      if unreadable else ""))
         result["nunreadable"] = unreadable
@@ -111,7 +117,12 @@ def _resolve(source_name: str) -> tuple[float, float]:
 
 
 def _fetch(base: str, query: str, maxrec: int, paged: bool = True):
-    """Up to *maxrec* rows of *query*, page by page; returns (table, complete, rows read)."""
+    """Up to *maxrec* rows of *query*, page by page; returns (table, complete, rows read).
+
+    *maxrec* counts the rows the archive returns (``nscanned``), before the tests almatools applies
+    to them (frequency coverage, a literal ``%``/``_`` in a text pattern), so a search's cost is
+    bounded by maxrec and ``truncated`` says the archive may have more rows for the query.
+    """
     import pyvo
     from astropy.table import vstack
     service = pyvo.dal.TAPService(f"{base}/tap")
@@ -150,6 +161,12 @@ def _covering(table, term):
             continue
         keep.append(coverage.matches(term, windows))
     return table[keep] if len(table) else table, unreadable
+
+
+def _text_matching(table, check: search.TextCheck):
+    """The rows whose *check.column* satisfies the text term exactly (a masked value, NULL, never does)."""
+    keep = [check.matches(None if _masked(v) else _text(v)) for v in table[check.column]]
+    return table[keep] if len(table) else table
 
 
 def _text(value) -> str:
