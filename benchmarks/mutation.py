@@ -20,8 +20,9 @@ Why it is shaped like this:
   ``-x`` and fastest first, the tests that executed the changed lines, and only if they all
   pass every other test of those files that ran any line of the module or started a process
   (code run in subprocesses is invisible to coverage).  A test that does neither cannot meet
-  the mutant; one that only reads a module constant is left out, which can only make the
-  score lower, never higher.
+  a mutant of code that runs when called; a mutant of a line run only at import (a definition,
+  a default, a constant) runs the full test files, since a test can see it without running a
+  line of the module (a dataclass's generated methods, a constant it reads).
 * The operator set is mutmut-like: one replacement per operator (``+``→``-``, ``<``→``<=`` …),
   boolean, number (n±1), loop, ``not``, break/continue and exception-handler mutations;
   cosmic-ray's arbitrary variable replacement/insertion and decorator removal are left out.
@@ -323,12 +324,16 @@ def run_tests_for_mutant(work: Path) -> int:
     lines = changed_lines(original, source.read_text())
     covering = state["covering"]
     owners: set[str] = set()
+    import_time = False
     for line in lines:
         tests = covering.get(str(line))
-        if not tests:  # not run by any test, or run at import time: only the full files can tell
-            owners = set()
+        if not tests:  # not run by any test (None), or run at import time ([]): no test owns it
+            owners, import_time = set(), tests is not None
             break
         owners.update(tests)
+    if import_time:  # a definition, default or constant: a test may see it without running a line of the
+        # module (a dataclass's generated methods, a constant read, annotations), so the full files run
+        return 1 if pytest_status(work, ["-x", *state["tests"]]) not in (0, 5) else 0
     if owners:  # fastest first: with -x a killed mutant costs the time to its first failing test
         durations = state.get("durations", {})
         if pytest_status(work, ["-x", *sorted(owners, key=lambda t: durations.get(t, 0.0))]) != 0:
