@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 from almatools.errors import AlmatoolsError
 
-__all__ = ["UnsafeArchive", "safe_extract", "plan_extraction", "place_file", "NoFollowTree"]
+__all__ = ["UnsafeArchive", "safe_extract", "plan_extraction", "place_file", "file_mode", "NoFollowTree"]
 
 MAXSYMLINKS = 40  # Linux's limit on links followed while resolving one path
 MAX_COMPONENT = 255
@@ -235,7 +235,7 @@ def _final_order(space: _Namespace, order) -> list[Planned]:
             planned.append(Planned(parts))
         else:
             src = node.member
-            planned.append(Planned(parts, source=src, mode=(src.mode & 0o777) | 0o600, mtime=m.mtime))
+            planned.append(Planned(parts, source=src, mode=file_mode(src.mode), mtime=m.mtime))
     return planned
 
 
@@ -295,7 +295,8 @@ class NoFollowTree:
     def write(self, parts: tuple[str, ...], source, mode: int = 0o644, mtime: float | None = None) -> None:
         """root/parts gets the bytes of the file object *source*, atomically; an old file there is replaced."""
         folder = self.directory(parts[:-1])
-        tmp = f".{parts[-1][:100]}.{secrets.token_hex(8)}.almatools-tmp"
+        # at most 100 bytes of the name (not characters: 100 CJK characters are 300 bytes, past NAME_MAX)
+        tmp = f".{os.fsdecode(os.fsencode(parts[-1])[:100])}.{secrets.token_hex(8)}.almatools-tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=folder)
         try:
             with os.fdopen(fd, "wb", closefd=False) as out:
@@ -346,6 +347,14 @@ def safe_extract(tar_path: str | os.PathLike, target: str | os.PathLike) -> list
     return written
 
 
+def file_mode(mode: int) -> int:
+    """The permissions of an extracted file, as tarfile's 'data' filter gives them: no setuid, setgid or
+    sticky bit, no write for group and others, the owner may read and write, and group and others may
+    execute only what the owner may."""
+    mode = mode & 0o755 | 0o600
+    return mode if mode & 0o100 else mode & ~0o011
+
+
 def place_file(source: str | os.PathLike, root: str | os.PathLike, relative: str) -> None:
     """Copy the file *source* to root/relative (a checked relative path) without following links below root."""
     try:
@@ -356,7 +365,7 @@ def place_file(source: str | os.PathLike, root: str | os.PathLike, relative: str
         raise UnsafeArchive(f"{relative!r} names no file")
     fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     with os.fdopen(fd, "rb") as src, NoFollowTree(root) as tree:
-        tree.write(parts, src, os.fstat(src.fileno()).st_mode & 0o777 | 0o600, os.fstat(src.fileno()).st_mtime)
+        tree.write(parts, src, file_mode(os.fstat(src.fileno()).st_mode), os.fstat(src.fileno()).st_mtime)
 
 
 def _existing_parent(path: str) -> str:
