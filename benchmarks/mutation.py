@@ -75,7 +75,8 @@ MODULES: dict[str, tuple[str, list[str]]] = {
                           "tests/test_almafetch_servers.py"]),
     # unpack: its own tests only; test_almafetch.py's end-to-end runs would start the archive emulator's
     # servers for every mutant (30 s each), and leaving tests out can only lower the score
-    "archive.unpack": ("plugins/archive/unpack.py", ["tests/test_almafetch_unpack.py"]),
+    "archive.unpack": ("plugins/archive/unpack.py",
+                       ["tests/test_almafetch_unpack_edges.py", "tests/test_almafetch_unpack.py"]),
     "archive.names": ("plugins/archive/names.py", ["tests/test_almafetch_servers.py", "tests/test_almafetch.py"]),
     "archive.credentials": ("plugins/archive/credentials.py",
                             ["tests/test_almafetch_servers.py", "tests/test_almafetch.py"]),
