@@ -66,8 +66,10 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "calunflag.ppr": ("plugins/calunflag/ppr.py", ["tests/test_calunflag.py"]),
     "calversion.sources": ("plugins/calversion/sources.py", ["tests/test_calversion.py"]),
     # query: the ADQL builder and almaquery's grammar
-    "archive.adql": ("plugins/archive/adql.py",
-                     ["tests/test_almaquery_adql.py", "tests/test_almaquery.py", "tests/test_almaquery_grammar.py"]),
+    # adql: the builder's own tests (an independent ADQL evaluator) and the grammar's; test_almaquery.py's
+    # searches of the local TAP server take ten minutes a run, so a surviving mutant would cost that much
+    # (leaving them out can only lower the score)
+    "archive.adql": ("plugins/archive/adql.py", ["tests/test_almaquery_adql.py", "tests/test_almaquery_grammar.py"]),
     "archive.grammar": ("plugins/archive/grammar.py", ["tests/test_almaquery_grammar.py", "tests/test_almaquery.py"]),
     # fetch: download, unpack, server names, credentials, integrity
     "archive.download": ("plugins/archive/download.py",
