@@ -183,6 +183,7 @@ def test_arguments_are_read_as_python_reads_them_on_the_line_they_are_on(head, v
     ("y = 1\nx = '''abc\nflagdata(vis='a')\n", 2),
     ('y = """a""" + """b\n\n', 1),
     ("flagdata(vis='a.ms', spw='0\n)\n", 1),
+    ("y = 1\nx = 'a\\\n\n'\n", 2),  # a continued line that is empty ends the string, as in Python
 ])
 def test_unterminated_strings_in_live_code_name_their_line(text, line):
     with pytest.raises(SyntaxError, match="unterminated") as python:  # Python agrees, on the same line
