@@ -319,6 +319,25 @@ def changed_lines(original: str, mutated: str) -> list[int]:
     return changed
 
 
+def import_time_lines(source: str) -> set[int]:
+    """1-based lines run when the module is imported: module and class bodies, and the headers of
+    functions (decorators, defaults, annotations), whichever test first imported the module."""
+    import ast
+    lines: set[int] = set()
+
+    def visit(body) -> None:
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                start = min([d.lineno for d in node.decorator_list] + [node.lineno])
+                lines.update(range(start, node.body[0].lineno))
+                if isinstance(node, ast.ClassDef):
+                    visit(node.body)
+            else:
+                lines.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+    visit(ast.parse(source).body)
+    return lines
+
+
 def run_tests_for_mutant(work: Path) -> int:
     """Exit status for cosmic-ray: 0 if every relevant test passes with the mutant applied."""
     state = json.loads((work / "state.json").read_text())
@@ -327,11 +346,12 @@ def run_tests_for_mutant(work: Path) -> int:
     lines = changed_lines(original, source.read_text())
     covering = state["covering"]
     owners: set[str] = set()
-    import_time = False
+    # a line run at import is owned by whichever test imported the module first, not by those that see it
+    import_time = bool(set(lines) & import_time_lines(original))
     for line in lines:
         tests = covering.get(str(line))
         if not tests:  # not run by any test (None), or run at import time ([]): no test owns it
-            owners, import_time = set(), tests is not None
+            owners, import_time = set(), import_time or tests is not None
             break
         owners.update(tests)
     if import_time:  # a definition, default or constant: a test may see it without running a line of the

@@ -97,3 +97,20 @@ def test_the_scratch_environment_imports_the_copy_not_the_checkout(mutation, tmp
     assert files == [str(src / "almatools" / "__init__.py"), str(src / "plugins" / "calunflag" / "ppr.py"),
                      str(src / "casa_tasks" / "__init__.py")]
     assert python.parent.parent == tmp_path / "venv" and not (tmp_path / "venv" / "bin" / "pip").exists()
+
+
+def test_import_time_lines_are_module_and_class_bodies_and_function_headers(mutation):
+    source = "\n".join([
+        "import os",                               # 1
+        "LIMIT = 4",                               # 2
+        "@dataclass(frozen=True)",                 # 3
+        "class A:",                                # 4
+        "    x: int = 0",                          # 5
+        "    def f(self, y: int | None = None,",   # 6
+        "          z=1):",                         # 7
+        "        return y",                        # 8
+        "def g():",                                # 9
+        '    """doc"""',                           # 10
+        "    return LIMIT",                        # 11
+    ]) + "\n"
+    assert mutation.import_time_lines(source) == {1, 2, 3, 4, 5, 6, 7, 9}
