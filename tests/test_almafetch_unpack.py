@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from almatools.plugins.archive.unpack import UnsafeArchive, place_file, safe_extract
+from tar_members import tar_of
 
 # the world around the target: <base>/outside/sentinel{0,1}, <base>/work/sentinel_w, <base>/work/target
 SENTINELS = ("outside/sentinel0", "outside/sentinel1", "work/sentinel_w")
@@ -169,21 +170,6 @@ def test_generated_tars_never_escape_copy_from_outside_or_leave_links(members, p
                 assert (target / rel).read_bytes() == content
 
 
-def _tar_of(path: Path, entries) -> Path:
-    with tarfile.open(path, "w") as tar:
-        for kind, name, arg in entries:
-            info = tarfile.TarInfo(name)
-            if kind == "file":
-                info.size = len(arg)
-                tar.addfile(info, io.BytesIO(arg))
-            else:
-                info.type = {"sym": tarfile.SYMTYPE, "hard": tarfile.LNKTYPE, "dir": tarfile.DIRTYPE,
-                             "chr": tarfile.CHRTYPE, "fifo": tarfile.FIFOTYPE}[kind]
-                info.linkname = arg or ""
-                tar.addfile(info)
-    return path
-
-
 @pytest.mark.parametrize("entries, why", [
     ([("file", "../escaped.txt", b"x")], "'..'"),
     ([("file", "/tmp/almatools-absolute-escape.txt", b"x")], "absolute"),
@@ -204,7 +190,7 @@ def _tar_of(path: Path, entries) -> Path:
 ])
 def test_escaping_tar_members_are_refused_and_nothing_is_written(tmp_path, entries, why):
     (tmp_path / "sentinel").write_bytes(b"outside")
-    tar = _tar_of(tmp_path / "evil.tar", [("file", "p/ok.txt", b"ok\n")] + entries)
+    tar = tar_of(tmp_path / "evil.tar", [("file", "p/ok.txt", b"ok\n")] + entries)
     before = sorted(os.listdir(tmp_path))
     with pytest.raises(UnsafeArchive, match=why) as exc:
         safe_extract(tar, tmp_path / "target")
@@ -214,7 +200,7 @@ def test_escaping_tar_members_are_refused_and_nothing_is_written(tmp_path, entri
 
 
 def test_links_to_files_are_written_as_copies_of_the_archive_member(tmp_path):
-    tar = _tar_of(tmp_path / "ok.tar", [
+    tar = tar_of(tmp_path / "ok.tar", [
         ("file", "p/product/cube.fits", b"FITS bytes"),
         ("sym", "p/product/latest.fits", "cube.fits"),
         ("sym", "p/qa/cube.fits", "../product/latest.fits"),   # a chain of two links, through '..'
@@ -235,12 +221,12 @@ def test_a_link_planted_on_disk_is_never_written_through(tmp_path):
     (target / "p").mkdir(parents=True)
     os.symlink(outside, target / "p" / "product")  # left by someone else
     os.symlink(outside / "f.txt", target / "p" / "f.txt")
-    tar = _tar_of(tmp_path / "ok.tar", [("file", "p/product/cube.fits", b"x"), ("file", "p/f.txt", b"y")])
+    tar = tar_of(tmp_path / "ok.tar", [("file", "p/product/cube.fits", b"x"), ("file", "p/f.txt", b"y")])
     with pytest.raises(UnsafeArchive, match="not a directory .a link or a file.; refusing to write through it"):
         safe_extract(tar, target)
     assert not any(outside.iterdir())
     # a file name that is a link on disk is replaced by the file, not written through
-    tar = _tar_of(tmp_path / "ok2.tar", [("file", "p/f.txt", b"y")])
+    tar = tar_of(tmp_path / "ok2.tar", [("file", "p/f.txt", b"y")])
     safe_extract(tar, target)
     assert not (target / "p" / "f.txt").is_symlink() and (target / "p" / "f.txt").read_bytes() == b"y"
     assert not any(outside.iterdir())
@@ -272,7 +258,7 @@ def test_a_realistic_delivery_tar_is_extracted_byte_identical(tmp_path):
     tree = "2019.1.00001.S/science_goal.uid___A001_X1_X1/group.uid___A001_X1_X2/member.uid___A001_X1_X3"
     files = {f"{tree}/product/cube.fits": os.urandom(5000), f"{tree}/script/scriptForPI.py": b"# PI\n",
              f"{tree}/qa/weblog.tgz": os.urandom(3000)}
-    tar = _tar_of(tmp_path / "d.tar", [("dir", tree, None)] + [("file", k, v) for k, v in files.items()])
+    tar = tar_of(tmp_path / "d.tar", [("dir", tree, None)] + [("file", k, v) for k, v in files.items()])
     written = safe_extract(tar, tmp_path / "t")
     assert sorted(written) == sorted(files)
     for rel, data in files.items():

@@ -16,25 +16,7 @@ from hypothesis import strategies as st
 
 from almatools.plugins.archive import unpack
 from almatools.plugins.archive.unpack import NoFollowTree, UnsafeArchive, place_file, plan_extraction, safe_extract
-
-_TYPES = {"dir": tarfile.DIRTYPE, "sym": tarfile.SYMTYPE, "hard": tarfile.LNKTYPE}
-
-
-def _tar(path: Path, entries) -> Path:
-    """A PAX tar of *entries*: (kind, name, data-or-linkname[, mode[, mtime]]) with kind file/dir/sym/hard."""
-    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
-        for kind, name, arg, *rest in entries:
-            info = tarfile.TarInfo(name)
-            info.mode = rest[0] if rest else (0o755 if kind == "dir" else 0o644)
-            info.mtime = rest[1] if len(rest) > 1 else 1_600_000_000
-            if kind == "file":
-                info.size = len(arg)
-                tar.addfile(info, io.BytesIO(arg))
-            else:
-                info.type = _TYPES[kind]
-                info.linkname = arg or ""
-                tar.addfile(info)
-    return path
+from tar_members import tar_of
 
 
 def _mode(path) -> int:
@@ -71,14 +53,14 @@ def _no_temporaries(root: Path) -> None:
     (0o610, 0o600),     # others may execute only what the owner may
 ])
 def test_a_member_is_written_with_its_permission_bits_plus_owner_read_write(tmp_path, member_mode, expected):
-    tar = _tar(tmp_path / "m.tar", [("file", "p/data.bin", b"bytes", member_mode)])
+    tar = tar_of(tmp_path / "m.tar", [("file", "p/data.bin", b"bytes", member_mode)])
     assert safe_extract(tar, tmp_path / "t") == ["p/data.bin"]
     assert _mode(tmp_path / "t" / "p" / "data.bin") == expected
     assert (tmp_path / "t" / "p" / "data.bin").read_bytes() == b"bytes"
 
 
 def test_a_0o7777_member_loses_setuid_setgid_and_sticky_bits(tmp_path):
-    tar = _tar(tmp_path / "m.tar", [("file", "all", b"x", 0o7777)])
+    tar = tar_of(tmp_path / "m.tar", [("file", "all", b"x", 0o7777)])
     safe_extract(tar, tmp_path / "t")
     mode = _mode(tmp_path / "t" / "all")
     assert mode & 0o7000 == 0
@@ -95,7 +77,7 @@ def _data_filter_mode(member_mode: int, dest: Path) -> int:
 @given(mode=st.integers(0, 0o7777))
 def test_modes_are_those_of_tarfiles_data_filter(tmp_path_factory, mode):
     tmp = tmp_path_factory.mktemp("mode")
-    tar = _tar(tmp / "m.tar", [("file", "f", b"x", mode)])
+    tar = tar_of(tmp / "m.tar", [("file", "f", b"x", mode)])
     safe_extract(tar, tmp / "t")
     got = _mode(tmp / "t" / "f")
     reference = _data_filter_mode(mode, tmp)
@@ -107,7 +89,7 @@ def test_modes_are_those_of_tarfiles_data_filter(tmp_path_factory, mode):
 
 
 def test_a_link_is_materialised_with_the_mode_of_the_file_it_names(tmp_path):
-    tar = _tar(tmp_path / "l.tar", [("file", "p/run.sh", b"#!/bin/sh\n", 0o750),
+    tar = tar_of(tmp_path / "l.tar", [("file", "p/run.sh", b"#!/bin/sh\n", 0o750),
                                     ("sym", "p/latest.sh", "run.sh", 0o777),
                                     ("hard", "p/copy.sh", "p/run.sh", 0o644),
                                     ("file", "p/notes", b"n", 0o640),
@@ -120,14 +102,14 @@ def test_a_link_is_materialised_with_the_mode_of_the_file_it_names(tmp_path):
 
 @pytest.mark.parametrize("mtime", [0, 1, 1_234_567_890, 1_600_000_000.5, 2**33 - 1, 1_700_000_000.25])
 def test_a_member_keeps_its_mtime_exactly(tmp_path, mtime):
-    tar = _tar(tmp_path / "m.tar", [("file", "p/f", b"x", 0o644, mtime), ("file", "g", b"y", 0o600, 86_400)])
+    tar = tar_of(tmp_path / "m.tar", [("file", "p/f", b"x", 0o644, mtime), ("file", "g", b"y", 0o600, 86_400)])
     safe_extract(tar, tmp_path / "t")
     assert os.stat(tmp_path / "t" / "p" / "f").st_mtime == mtime
     assert os.stat(tmp_path / "t" / "g").st_mtime == 86_400
 
 
 def test_a_path_named_twice_gets_the_last_members_bytes_mode_and_mtime(tmp_path):
-    tar = _tar(tmp_path / "m.tar", [("file", "p/f", b"first", 0o755, 1_000_000_000),
+    tar = tar_of(tmp_path / "m.tar", [("file", "p/f", b"first", 0o755, 1_000_000_000),
                                     ("file", "p/g", b"g", 0o644, 1_100_000_000),
                                     ("file", "p/f", b"second", 0o640, 1_200_000_000)])
     assert safe_extract(tar, tmp_path / "t") == ["p/g", "p/f"]
@@ -141,7 +123,7 @@ def test_a_path_named_twice_gets_the_last_members_bytes_mode_and_mtime(tmp_path)
                                min_size=1))
 def test_every_extracted_file_has_its_members_bytes_mode_and_mtime(tmp_path_factory, members):
     tmp = tmp_path_factory.mktemp("tree")
-    tar = _tar(tmp / "m.tar", [("file", n, data, mode, mtime) for n, (data, mode, mtime) in members.items()])
+    tar = tar_of(tmp / "m.tar", [("file", n, data, mode, mtime) for n, (data, mode, mtime) in members.items()])
     assert sorted(safe_extract(tar, tmp / "t")) == sorted(members)
     for name, (data, mode, mtime) in members.items():
         p = tmp / "t" / name
@@ -222,7 +204,7 @@ def test_the_limits_are_the_kernels(tmp_path):
 @pytest.mark.parametrize("component", ["c" * 255, "é" * 127 + "c", "観" * 30 + "c" * 165])
 def test_a_component_of_exactly_255_bytes_is_extracted(tmp_path, component):
     assert len(component.encode()) == 255
-    tar = _tar(tmp_path / "n.tar", [("file", f"p/{component}", b"long"), ("dir", f"q/{component}", None)])
+    tar = tar_of(tmp_path / "n.tar", [("file", f"p/{component}", b"long"), ("dir", f"q/{component}", None)])
     assert safe_extract(tar, tmp_path / "t") == [f"p/{component}"]
     assert (tmp_path / "t" / "p" / component).read_bytes() == b"long"
     assert (tmp_path / "t" / "q" / component).is_dir()
@@ -232,7 +214,7 @@ def test_a_component_of_exactly_255_bytes_is_extracted(tmp_path, component):
 @pytest.mark.parametrize("component", ["c" * 256, "é" * 128, "観" * 85 + "c", "ab" * 300])
 def test_a_component_one_byte_over_255_refuses_the_tar(tmp_path, component):
     name = f"p/{component}/f"
-    tar = _tar(tmp_path / "n.tar", [("file", "p/ok", b"ok"), ("file", name, b"x")])
+    tar = tar_of(tmp_path / "n.tar", [("file", "p/ok", b"ok"), ("file", name, b"x")])
     with pytest.raises(UnsafeArchive) as exc:
         safe_extract(tar, tmp_path / "t")
     assert str(exc.value) == (f"n.tar: member {name!r} has a component longer than 255 bytes; "
@@ -269,7 +251,7 @@ def test_a_member_name_of_exactly_4096_bytes_is_extracted(tmp_path):
     parts = _name_of_bytes(4096)
     name = "/".join(parts)
     assert len(name.encode()) == 4096
-    tar = _tar(tmp_path / "n.tar", [("file", name, b"deep")])
+    tar = tar_of(tmp_path / "n.tar", [("file", name, b"deep")])
     assert safe_extract(tar, tmp_path / "t") == [name]
     assert len(str(tmp_path / "t" / name)) > 4096  # reachable only component by component
     assert _read_by_descriptors(tmp_path / "t", parts) == b"deep"
@@ -278,7 +260,7 @@ def test_a_member_name_of_exactly_4096_bytes_is_extracted(tmp_path):
 def test_a_member_name_of_4097_bytes_refuses_the_tar(tmp_path):
     name = "/".join(_name_of_bytes(4097))
     assert len(name.encode()) == 4097
-    tar = _tar(tmp_path / "n.tar", [("file", name, b"deep")])
+    tar = tar_of(tmp_path / "n.tar", [("file", name, b"deep")])
     with pytest.raises(UnsafeArchive) as exc:
         safe_extract(tar, tmp_path / "t")
     assert str(exc.value) == f"n.tar: member {name!r} has a name longer than 4096 bytes; nothing was extracted"
@@ -294,13 +276,13 @@ def _link_target_of_bytes(total: int) -> str:
 def test_a_link_target_of_exactly_4096_bytes_is_followed_and_one_more_byte_refuses(tmp_path):
     target = _link_target_of_bytes(4096)
     assert len(target) == 4096
-    tar = _tar(tmp_path / "ok.tar", [("dir", "d", None), ("file", "f", b"F"), ("sym", "l", target)])
+    tar = tar_of(tmp_path / "ok.tar", [("dir", "d", None), ("file", "f", b"F"), ("sym", "l", target)])
     safe_extract(tar, tmp_path / "t")
     assert not (tmp_path / "t" / "l").is_symlink() and (tmp_path / "t" / "l").read_bytes() == b"F"
 
     target = _link_target_of_bytes(4097)
     assert len(target) == 4097
-    tar = _tar(tmp_path / "long.tar", [("dir", "d", None), ("file", "f", b"F"), ("sym", "l", target)])
+    tar = tar_of(tmp_path / "long.tar", [("dir", "d", None), ("file", "f", b"F"), ("sym", "l", target)])
     with pytest.raises(UnsafeArchive) as exc:
         safe_extract(tar, tmp_path / "t2")
     assert str(exc.value) == ("long.tar: member 'l' (a symbolic link) has a link target longer than 4096 bytes; "
@@ -331,7 +313,7 @@ def test_a_link_target_is_resolved_through_at_most_40_links_like_the_kernel(tmp_
             (disk / last).read_bytes()
         assert exc.value.errno == errno.ELOOP
     # the archive: member 'x' links to the same path through the same chain
-    tar = _tar(tmp_path / "c.tar", [("file", "f", b"F"), ("sym", "x", last)] + _chain(followed))
+    tar = tar_of(tmp_path / "c.tar", [("file", "f", b"F"), ("sym", "x", last)] + _chain(followed))
     if accepted:
         written = safe_extract(tar, tmp_path / "t")
         assert sorted(written) == sorted(["f", "x"] + [f"l{k}" for k in range(followed)])
@@ -349,10 +331,10 @@ def test_a_hard_link_through_a_chain_of_40_links_is_resolved(tmp_path):
     entries = [("dir", "d", None), ("file", "d/f", b"D")]
     # only hard links are resolved while they come, so the chain's links are still links then
     chain = [("sym", f"s{k}", f"s{k - 1}" if k else "d") for k in range(40)]
-    tar = _tar(tmp_path / "h.tar", entries + chain + [("hard", "h", "s39/f")])
+    tar = tar_of(tmp_path / "h.tar", entries + chain + [("hard", "h", "s39/f")])
     with pytest.raises(UnsafeArchive, match="member 's0' is a symbolic link to a directory"):
         safe_extract(tar, tmp_path / "t")  # the links to a directory refuse it in the end, not the budget
-    tar = _tar(tmp_path / "h2.tar", entries + chain + [("sym", "s40", "s39"), ("hard", "h", "s40/f")])
+    tar = tar_of(tmp_path / "h2.tar", entries + chain + [("sym", "s40", "s39"), ("hard", "h", "s40/f")])
     with pytest.raises(UnsafeArchive) as exc:
         safe_extract(tar, tmp_path / "t")
     assert "member 'h' (a hard link) links through more than 40 links" in str(exc.value)
@@ -385,7 +367,7 @@ def _steps_tar(path: Path, total: int) -> Path:
     last = "d/../" * ((rest - 1) // 2) + "f" if rest % 2 else "d/../" * ((rest - 2) // 2) + "d/f"
     entries.append(("hard", "last", last))
     assert all(len(e[2]) <= 4096 for e in entries if e[0] in ("sym", "hard"))
-    return _tar(path, entries + chain[::-1])
+    return tar_of(path, entries + chain[::-1])
 
 
 def test_a_tar_needing_exactly_max_steps_is_accepted(tmp_path):
@@ -411,7 +393,7 @@ def test_a_tar_needing_one_step_more_than_max_steps_is_refused(tmp_path):
 @pytest.mark.parametrize("member, blocker", [("a/b/c/d", "a/b"), ("a/c", "a"), ("a/b/c/d/e", "a/b/c")])
 def test_a_member_under_a_file_or_link_of_the_archive_names_that_path(tmp_path, kind, what, member, blocker):
     first = ("file", blocker, b"x") if kind == "file" else ("sym", blocker, "z")
-    tar = _tar(tmp_path / "u.tar", [("file", "z", b"z"), first, ("file", member, b"y")])
+    tar = tar_of(tmp_path / "u.tar", [("file", "z", b"z"), first, ("file", member, b"y")])
     with pytest.raises(UnsafeArchive) as exc:
         safe_extract(tar, tmp_path / "t")
     assert str(exc.value) == (f"u.tar: member {member!r} lies under {blocker!r}, {what} in the same archive; "
@@ -425,7 +407,7 @@ def test_a_member_under_a_file_or_link_of_the_archive_names_that_path(tmp_path, 
     [("file", "b", b"x"), ("dir", "b", None)],
 ])
 def test_a_path_both_a_directory_and_a_file_refuses_the_tar(tmp_path, order):
-    tar = _tar(tmp_path / "b.tar", order)
+    tar = tar_of(tmp_path / "b.tar", order)
     with pytest.raises(UnsafeArchive) as exc:
         safe_extract(tar, tmp_path / "t")
     name = order[1][1]
@@ -435,7 +417,7 @@ def test_a_path_both_a_directory_and_a_file_refuses_the_tar(tmp_path, order):
 
 
 def test_a_file_next_to_a_directory_named_like_its_parent_is_extracted(tmp_path):
-    tar = _tar(tmp_path / "ok.tar", [("dir", "a/a", None), ("file", "a/b", b"b"), ("file", "a/a/a", b"aaa"),
+    tar = tar_of(tmp_path / "ok.tar", [("dir", "a/a", None), ("file", "a/b", b"b"), ("file", "a/a/a", b"aaa"),
                                      ("dir", "a/a", None), ("file", "x/y/x", b"x")])
     assert sorted(safe_extract(tar, tmp_path / "t")) == ["a/a/a", "a/b", "x/y/x"]
     t = tmp_path / "t"
@@ -457,7 +439,7 @@ def test_a_file_or_link_on_disk_in_the_way_is_named_in_the_refusal(tmp_path, blo
         os.symlink(tmp_path / "elsewhere", target / blocker)
     else:
         (target / blocker).write_bytes(b"someone else's")
-    tar = _tar(tmp_path / "d.tar", [("file", member, b"y")])
+    tar = tar_of(tmp_path / "d.tar", [("file", member, b"y")])
     with pytest.raises(UnsafeArchive) as exc:
         safe_extract(tar, str(target))
     assert str(exc.value) == (f"{os.path.join(str(target), *named.split('/'))} exists on disk and is not a "
@@ -472,7 +454,7 @@ def test_a_directory_on_disk_where_a_file_goes_is_refused_and_no_temporary_is_le
     target = tmp_path / "t"
     (target / "p" / "x").mkdir(parents=True)
     (target / "p" / "x" / "kept").write_bytes(b"k")
-    tar = _tar(tmp_path / "f.tar", [("file", "p/x", b"file")])
+    tar = tar_of(tmp_path / "f.tar", [("file", "p/x", b"file")])
     with pytest.raises(UnsafeArchive) as exc:
         safe_extract(tar, str(target))
     assert str(exc.value) == (f"{os.path.join(str(target), 'p', 'x')} is a directory on disk; a file of that "
@@ -521,7 +503,7 @@ def test_many_directories_are_extracted_and_no_descriptor_is_left_open(tmp_path)
     entries += [("file", f"deep/{'/'.join('abcdefgh')}/one", b"1")]
     entries += [("file", f"dirs/d{i:03d}/second", f"{i}!".encode()) for i in range(149, -1, -1)]
     entries += [("file", f"deep/{'/'.join('abcdefgh')}/two", b"2"), ("file", "deep/a/b/three", b"3")]
-    tar = _tar(tmp_path / "many.tar", entries)
+    tar = tar_of(tmp_path / "many.tar", entries)
     before = _open_fds()
     written = safe_extract(tar, tmp_path / "t")
     assert _open_fds() == before
@@ -594,7 +576,7 @@ def test_place_file_refuses_a_source_that_is_a_link(tmp_path):
      "links through 'd/f', which is not a directory"),
 ])
 def test_a_link_through_a_file_names_the_file(tmp_path, entries, member, why):
-    tar = _tar(tmp_path / "w.tar", entries)
+    tar = tar_of(tmp_path / "w.tar", entries)
     with pytest.raises(UnsafeArchive) as exc:
         safe_extract(tar, tmp_path / "t")
     name, kind = member.split(" ", 1)
@@ -602,14 +584,14 @@ def test_a_link_through_a_file_names_the_file(tmp_path, entries, member, why):
 
 
 def test_a_hard_link_to_a_symbolic_link_is_refused_not_followed(tmp_path):
-    tar = _tar(tmp_path / "h.tar", [("file", "d/f", b"F"), ("sym", "d/l", "f"), ("hard", "h", "d/l")])
+    tar = tar_of(tmp_path / "h.tar", [("file", "d/f", b"F"), ("sym", "d/l", "f"), ("hard", "h", "d/l")])
     with pytest.raises(UnsafeArchive) as exc:
         safe_extract(tar, tmp_path / "t")
     assert str(exc.value) == ("h.tar: member 'h' (a hard link) is a hard link to the symbolic link 'd/l'; "
                               "nothing was extracted")
     assert not (tmp_path / "t").exists()
     # hard links to the file itself, however spelled, are copies of it
-    tar = _tar(tmp_path / "h2.tar", [("file", "d/f", b"F"), ("hard", "h", "d/f"), ("hard", "d/h", "./d//f")])
+    tar = tar_of(tmp_path / "h2.tar", [("file", "d/f", b"F"), ("hard", "h", "d/f"), ("hard", "d/h", "./d//f")])
     assert safe_extract(tar, tmp_path / "t") == ["d/f", "h", "d/h"]
     assert (tmp_path / "t" / "h").read_bytes() == (tmp_path / "t" / "d" / "h").read_bytes() == b"F"
 
@@ -648,7 +630,7 @@ def test_a_write_that_fails_midway_leaves_nothing_behind(tmp_path, error):
 
 @pytest.mark.parametrize("umask", [0o022, 0o000, 0o077])
 def test_directories_are_created_rwxr_xr_x_within_the_umask(tmp_path, umask):
-    tar = _tar(tmp_path / "d.tar", [("dir", "open", None, 0o777), ("file", "implied/deeper/f", b"f"),
+    tar = tar_of(tmp_path / "d.tar", [("dir", "open", None, 0o777), ("file", "implied/deeper/f", b"f"),
                                     ("dir", "closed", None, 0o700)])
     old = os.umask(umask)
     try:
@@ -696,7 +678,7 @@ def test_a_file_whose_first_100_characters_are_222_bytes_is_extracted(tmp_path):
     # 254 bytes in all (within the limit); its first 100 characters take 222 bytes, the 101st two more
     name = "観" * 61 + "a" * 39 + "é" * 16
     assert (len(name.encode()), len(name[:100].encode()), len(name[:101].encode())) == (254, 222, 224)
-    tar = _tar(tmp_path / "u.tar", [("file", f"p/{name}", b"x")])
+    tar = tar_of(tmp_path / "u.tar", [("file", f"p/{name}", b"x")])
     assert safe_extract(tar, tmp_path / "t") == [f"p/{name}"]
     assert (tmp_path / "t" / "p" / name).read_bytes() == b"x"
     _no_temporaries(tmp_path / "t")
@@ -705,7 +687,7 @@ def test_a_file_whose_first_100_characters_are_222_bytes_is_extracted(tmp_path):
 def test_a_file_under_a_directory_with_a_long_multibyte_name_is_extracted(tmp_path):
     # 85 three-byte characters: 255 bytes, the longest component a directory may have
     top, mid = "観" * 85, "é" * 127
-    tar = _tar(tmp_path / "u.tar", [("file", f"{top}/{mid}/f", b"f"), ("file", f"{top}/g", b"g")])
+    tar = tar_of(tmp_path / "u.tar", [("file", f"{top}/{mid}/f", b"f"), ("file", f"{top}/g", b"g")])
     assert safe_extract(tar, tmp_path / "t") == [f"{top}/{mid}/f", f"{top}/g"]
     assert (tmp_path / "t" / top / mid / "f").read_bytes() == b"f"
     assert (tmp_path / "t" / top / "g").read_bytes() == b"g"
@@ -716,7 +698,7 @@ def test_a_long_multibyte_name_is_extracted_like_any_other(tmp_path):
     (it was cut at 100 characters, 300 bytes: ENAMETOOLONG half-way, after earlier members were written)."""
     name = "\u89b3" * 75
     assert len(name.encode()) == 225
-    tar = _tar(tmp_path / "m.tar", [("file", "first.txt", b"1"), ("file", f"p/{name}", b"2")])
+    tar = tar_of(tmp_path / "m.tar", [("file", "first.txt", b"1"), ("file", f"p/{name}", b"2")])
     assert safe_extract(tar, tmp_path / "t") == ["first.txt", f"p/{name}"]
     assert (tmp_path / "t" / "p" / name).read_bytes() == b"2"
     assert not [p for p in (tmp_path / "t").rglob("*") if p.name.endswith(".almatools-tmp")]
