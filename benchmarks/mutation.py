@@ -345,18 +345,18 @@ def run_tests_for_mutant(work: Path) -> int:
     original = (work / "pristine.py").read_text()
     lines = changed_lines(original, source.read_text())
     covering = state["covering"]
+    # a line run at import (by the syntax, or by coverage's import context []) is owned by whichever test
+    # imported the module first, and a test may see it without running a line of the module (a dataclass's
+    # generated methods, a constant read, annotations): the full files run
+    if set(lines) & import_time_lines(original) or any(covering.get(str(line)) == [] for line in lines):
+        return 1 if pytest_status(work, ["-x", *state["tests"]]) not in (0, 5) else 0
     owners: set[str] = set()
-    # a line run at import is owned by whichever test imported the module first, not by those that see it
-    import_time = bool(set(lines) & import_time_lines(original))
     for line in lines:
         tests = covering.get(str(line))
-        if not tests:  # not run by any test (None), or run at import time ([]): no test owns it
-            owners, import_time = set(), import_time or tests is not None
+        if not tests:  # not run by any test: no test owns it
+            owners = set()
             break
         owners.update(tests)
-    if import_time:  # a definition, default or constant: a test may see it without running a line of the
-        # module (a dataclass's generated methods, a constant read, annotations), so the full files run
-        return 1 if pytest_status(work, ["-x", *state["tests"]]) not in (0, 5) else 0
     if owners:  # fastest first: with -x a killed mutant costs the time to its first failing test
         durations = state.get("durations", {})
         if pytest_status(work, ["-x", *sorted(owners, key=lambda t: durations.get(t, 0.0))]) != 0:
