@@ -226,6 +226,16 @@ def test_groups_count_only_from_the_primary_and_only_with_groups_t(tmp_path):
         verify_fits(_write(tmp_path / "o.fits", _header(*one) + bytes(2880)))
 
 
+def test_the_most_axes_fits_allows(tmp_path):
+    # from NAXIS100 on, the keyword fills all eight columns
+    axes = [f"NAXIS{i:<3d}=                    1" for i in range(1, 1000)]
+    head = _header("SIMPLE  =                    T", "BITPIX  =                    8", "NAXIS   =                  999",
+                   *axes, blocks=28)
+    verify_fits(_write(tmp_path / "a.fits", head + bytes(2880)))  # one byte of data
+    with pytest.raises(IntegrityError, match="announces 1 data bytes"):
+        verify_fits(_write(tmp_path / "a.fits", head))
+
+
 def test_the_first_value_of_a_repeated_keyword_counts(tmp_path):
     head = _header("SIMPLE  =                    T", "BITPIX  =                    8", "NAXIS   =                    1",
                    "NAXIS1  =                 2880", "NAXIS1  =                 9999")
