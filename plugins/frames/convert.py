@@ -79,10 +79,11 @@ def _epoch_to_mjd(text) -> float:
         y, mo, d, hh, mm, ss = m.groups()
         s = f"{int(y):04d}-{int(mo):02d}-{int(d):02d}T{int(hh or 0):02d}:{int(mm or 0):02d}:{float(ss or 0):09.6f}"
     try:
-        return _in_range(float(Time(s, scale="utc").mjd), text)
+        mjd = float(Time(s, scale="utc").mjd)
     except ValueError:
         raise FrameError(f"{text!r} is not a time (use 'YYYY/MM/DD/hh:mm:ss', ISO 'YYYY-MM-DDThh:mm:ss' "
                          "or an MJD in days)") from None
+    return _in_range(mjd, text)  # outside the try: a date out of range is a time, said so
 
 
 def _mjd_or_text(text):
@@ -152,7 +153,8 @@ def parse_direction(me, text: str):
     # casacore would fold a latitude beyond the pole into another direction without a word
     if not qa.isangle(quantities[1]) or abs(qa.convert(quantities[1], "deg")["value"]) > 90:
         raise FrameError(f"{text!r}: the latitude {lat!r} is not an angle within ±90 degrees")
-    return me.direction(ref, lon, lat)
+    # in degrees: casacore's direction takes an angle in hours ('4.5h', '3600s') for a time and returns {}
+    return me.direction(ref, qa.convert(quantities[0], "deg"), qa.convert(quantities[1], "deg"))
 
 
 def _quanta():

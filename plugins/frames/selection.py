@@ -122,7 +122,7 @@ def parse_selection(text: str) -> SelectionReport:
         m = _SPW_RANGE_RE.fullmatch(spw_part)
         if m:
             a = _bounded_int(m.group(1), MAX_SPW_ID, "spw id", item, rep.problems)
-            b = _bounded_int(m.group(2) or m.group(1), MAX_SPW_ID, "spw id", item, rep.problems)
+            b = a if m.group(2) is None else _bounded_int(m.group(2), MAX_SPW_ID, "spw id", item, rep.problems)
             if a is None or b is None:
                 continue
             if b < a:
