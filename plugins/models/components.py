@@ -259,7 +259,9 @@ def from_componentlist(path: Path) -> list[Component]:
             if spectrum["type"] not in ("Constant", "Spectral Index"):
                 raise TaskParameterError(TASK, "complist", str(path), f"component {i} has a {spectrum['type']!r} "
                                          "spectrum (constant and spectral index only)")
-            c = Component(float(d["m0"]["value"]), float(d["m1"]["value"]), tuple(float(f) for f in cl.getfluxvalue(i)),
+            jy = float(qa.convert(qa.quantity(1.0, cl.getfluxunit(i)), "Jy")["value"])  # values are in its unit
+            c = Component(float(d["m0"]["value"]), float(d["m1"]["value"]),
+                          tuple(float(f) * jy for f in cl.getfluxvalue(i)),
                           float(qa.convert(spectrum["frequency"]["m0"], "Hz")["value"]), kind,
                           index=float(np.atleast_1d(spectrum["index"])[0]) if spectrum["type"] == "Spectral Index" else 0.0,
                           label=cl.getlabel(i), frame=str(d.get("refer", "J2000")))

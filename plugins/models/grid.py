@@ -233,11 +233,14 @@ def _grid_from_ms(ct, vis: Path, field: str, spw: str, stokes: str, imsize, cell
     tb, ms = ct.table(), ct.msmetadata()
     try:
         ms.open(str(vis))
-        fields = ms.fieldsforname(field) if field and not field.isdigit() else [int(field or 0)]
-        if len(fields) == 0:
+        try:  # msmetadata raises for an unknown name
+            fields = ms.fieldsforname(field) if field and not field.isdigit() else [int(field or 0)]
+        except RuntimeError:
+            fields = []
+        if len(fields) == 0 or not int(fields[0]) < ms.nfields():
             raise TaskParameterError(TASK, "field", field, f"is not a field of {vis}")
         spw_id = int(spw or 0)
-        if spw_id >= ms.nspw():
+        if not 0 <= spw_id < ms.nspw():
             raise TaskParameterError(TASK, "spw", spw, f"{vis} has {ms.nspw()} spws")
         pc = ms.phasecenter(int(fields[0]))
         ms.done()
