@@ -118,8 +118,9 @@ def check_space(ct, vis: str, with_flag: bool) -> int:
         need = 0
         for col in _columns(tb, with_flag) if tb.nrows() else []:
             cell = tb.getcell(col, 0)
-            # FLAG is stored as bits; the others as floats; every row has the first row's shape or one like it
-            per_cell = (np.asarray(cell).size + 7) // 8 if col == "FLAG" else np.asarray(cell).nbytes
+            # FLAG is stored as bits; the others as floats (4 bytes, though getcell returns them as float64);
+            # every row has the first row's shape or one like it
+            per_cell = (np.asarray(cell).size + 7) // 8 if col == "FLAG" else np.asarray(cell).size * 4
             need += per_cell * tb.nrows()
     finally:
         tb.done()

@@ -170,6 +170,8 @@ def row_ratios(p: np.ndarray, use: np.ndarray | None = None) -> tuple[np.ndarray
     if valid.all():
         if p.shape[1] % 2 == 0:
             p = p[:, 1:, :]
+        if p.shape[1] < MIN_BLOCKS:  # as below: too few blocks in every row
+            return np.full((p.shape[0], p.shape[2]), np.nan), 0
         ratio = np.median(p, axis=1).astype(np.float64) / MEDIAN_CHI2_2
         return ratio, int(p.shape[1] * p.shape[0] * p.shape[2])
     even = (count % 2 == 0) & (count > 0)
@@ -461,8 +463,9 @@ def _measure_group(sub, g: GroupStats, column: str, selected: np.ndarray | None,
     nchan = cell.shape[1]
     if selected is None:
         selected = np.ones(nchan, bool)
-    starts = block_starts(selected[:nchan] if selected.size >= nchan else
-                          np.concatenate([selected, np.zeros(nchan - selected.size, bool)]))
+    elif selected.size < nchan:  # a mask shorter than the spw: the channels beyond it are not selected
+        selected = np.concatenate([selected, np.zeros(nchan - selected.size, bool)])
+    starts = block_starts(selected[:nchan])
     if starts.size < MIN_BLOCKS:
         g.note, g.reliable = (f"fewer than {MIN_BLOCKS} blocks of {BLOCK} adjacent selected channels: "
                               "no third differences"), False
