@@ -594,8 +594,8 @@ def _casa_axes(path: Path, cs, shape) -> dict:
         unit = cs.units()[spectral]
         freqs = np.asarray(world[spectral], float) * {"Hz": 1.0, "kHz": 1e3, "MHz": 1e6, "GHz": 1e9}.get(unit, math.nan)
         if not (np.isfinite(freqs) & (freqs > 0)).all():
-            raise ImageFileError(path, f"its spectral axis gives frequencies {freqs.min()!r}-{freqs.max()!r} "
-                                 f"({unit}): they must be finite and > 0 Hz")
+            raise ImageFileError(path, f"its spectral axis gives frequencies {float(freqs.min())!r}-"
+                                 f"{float(freqs.max())!r} ({unit}): they must be finite and > 0 Hz")
         note = f"frequency axis, frame {cs.referencecode('spectral')[0]}"
     pixel_sr = math.nan
     if _pixel_axis(cs, "direction") is not None:
