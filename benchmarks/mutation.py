@@ -26,8 +26,11 @@ Why it is shaped like this:
 * The operator set is mutmut-like: one replacement per operator (``+``→``-``, ``<``→``<=`` …),
   boolean, number (n±1), loop, ``not``, break/continue and exception-handler mutations;
   cosmic-ray's arbitrary variable replacement/insertion and decorator removal are left out.
-* Two cores are shared: mutants run one at a time; a run of a module takes minutes to an hour.
-  Interrupt it and run the module again: a module's figure is recorded only when its run ends.
+* Two cores are shared: mutants run one at a time; a run of a module takes minutes to hours.
+  Interrupted (Ctrl-C), a run records what it has done so far as a *partial* figure, which the
+  report shows as such (so many of so many mutants run); ``--record WORK`` does the same for a
+  run going on in another process (its scratch ``work/<module>`` directory).  Run the module
+  again for its whole figure.
 """
 
 from __future__ import annotations
@@ -72,18 +75,21 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "archive.adql": ("plugins/archive/adql.py", ["tests/test_almaquery_adql.py", "tests/test_almaquery_grammar.py"]),
     "archive.grammar": ("plugins/archive/grammar.py", ["tests/test_almaquery_grammar.py", "tests/test_almaquery.py"]),
     # fetch: download, unpack, server names, credentials, integrity
+    # download: its loopback unit tests first; test_almafetch.py's end-to-end runs would start the archive
+    # emulator's servers for every surviving mutant (30 s each), and leaving tests out can only lower the score
     "archive.download": ("plugins/archive/download.py",
-                         ["tests/test_almafetch_transfer.py", "tests/test_almafetch.py",
+                         ["tests/test_almafetch_download.py", "tests/test_almafetch_transfer.py",
                           "tests/test_almafetch_servers.py"]),
     # unpack: its own tests only; test_almafetch.py's end-to-end runs would start the archive emulator's
     # servers for every mutant (30 s each), and leaving tests out can only lower the score
     "archive.unpack": ("plugins/archive/unpack.py",
                        ["tests/test_almafetch_unpack_edges.py", "tests/test_almafetch_unpack.py"]),
-    "archive.names": ("plugins/archive/names.py", ["tests/test_almafetch_servers.py", "tests/test_almafetch.py"]),
+    # names, credentials, integrity: their own tests and the loopback-server ones; not test_almafetch.py (as unpack)
+    "archive.names": ("plugins/archive/names.py", ["tests/test_almafetch_names.py", "tests/test_almafetch_servers.py"]),
     "archive.credentials": ("plugins/archive/credentials.py",
-                            ["tests/test_almafetch_servers.py", "tests/test_almafetch.py"]),
+                            ["tests/test_almafetch_names.py", "tests/test_almafetch_servers.py"]),
     "archive.integrity": ("plugins/archive/integrity.py",
-                          ["tests/test_almafetch_transfer.py", "tests/test_almafetch.py"]),
+                          ["tests/test_almafetch_integrity.py", "tests/test_almafetch_transfer.py"]),
     # core: the registry
     "core.registry": ("almatools/registry.py", ["tests/core/test_registry_edges.py", "tests/core/test_registry.py",
                                                   "tests/test_plugin_template.py"]),
@@ -95,17 +101,18 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "delivery.scripts": ("almatools/delivery/scripts.py", ["tests/test_delivery.py", "tests/test_calflux.py"]),
     "delivery.aqua": ("almatools/delivery/aqua.py", ["tests/test_delivery.py"]),
     # weights and frames
-    "frames.convert": ("plugins/frames/convert.py", ["tests/test_frameconv.py"]),
+    "frames.convert": ("plugins/frames/convert.py", ["tests/test_frameconv_convert.py", "tests/test_frameconv.py"]),
     "frames.contdat": ("plugins/frames/contdat.py", ["tests/test_contdat.py", "tests/test_frameconv.py"]),
-    "frames.selection": ("plugins/frames/selection.py", ["tests/test_frameconv.py", "tests/test_contdat.py"]),
+    "frames.selection": ("plugins/frames/selection.py", ["tests/test_frameconv_selection.py", "tests/test_frameconv.py",
+                                                         "tests/test_contdat.py"]),
     "frames.chansel": ("plugins/frames/chansel.py", ["tests/test_chansel.py", "tests/test_frameconv.py", "tests/test_contdat.py"]),
-    "weights.stats": ("plugins/weights/stats.py", ["tests/test_wtcheck.py"]),
-    "weights.fix": ("plugins/weights/fix.py", ["tests/test_wtcheck.py"]),
+    "weights.stats": ("plugins/weights/stats.py", ["tests/test_wtcheck_stats.py", "tests/test_wtcheck.py"]),
+    "weights.fix": ("plugins/weights/fix.py", ["tests/test_wtcheck_fix.py", "tests/test_wtcheck.py"]),
     # brightness and models
     "brightness.conversion": ("plugins/brightness/conversion.py", ["tests/test_tbconv.py"]),
-    "brightness.images": ("plugins/brightness/images.py", ["tests/test_tbconv.py"]),
-    "models.components": ("plugins/models/components.py", ["tests/test_cl2image.py"]),
-    "models.grid": ("plugins/models/grid.py", ["tests/test_cl2image.py"]),
+    "brightness.images": ("plugins/brightness/images.py", ["tests/test_tbconv_images.py", "tests/test_tbconv.py"]),
+    "models.components": ("plugins/models/components.py", ["tests/test_cl2image_components.py", "tests/test_cl2image.py"]),
+    "models.grid": ("plugins/models/grid.py", ["tests/test_cl2image_grid.py", "tests/test_cl2image.py"]),
 }
 
 #: cosmic-ray operators kept (everything else is filtered out before the run): one replacement
@@ -471,6 +478,7 @@ def run_module(module: str, base: Path, src: Path, python: Path) -> dict:
     timeout = round(max(120.0, 4 * took))
     (work / "pristine.py").write_text((src / source).read_text())
     (work / "state.json").write_text(json.dumps({
+        "commit": _commit(),  # of the checkout the scratch copy was made from, as the run starts
         "source": str(src / source), "tests": tests, "durations": durations, "timeout": timeout,
         "preimport": json.loads((work / "imports.json").read_text()),
         "spawners": json.loads((work / "spawners.json").read_text()),
@@ -506,12 +514,15 @@ def run_module(module: str, base: Path, src: Path, python: Path) -> dict:
             server.kill()
             (work / "server.sock").unlink()
         cr_cli("cosmic-ray", "exec", str(config), str(session), cwd=src)
+    except KeyboardInterrupt:
+        print(f"   interrupted: recording the {module} mutants run so far as a partial figure", flush=True)
     finally:
         server.kill()
         server.wait()
     if (src / source).read_text() != (work / "pristine.py").read_text():
-        raise SystemExit(f"mutation: {source} in the scratch copy was not restored after the run")
-    return summarise(module, session, time.monotonic() - start)
+        # an interrupted mutant may be left applied in the scratch copy; the figures are still the session's
+        (src / source).write_text((work / "pristine.py").read_text())
+    return summarise(module, session, time.monotonic() - start, json.loads((work / "state.json").read_text())["commit"])
 
 
 def _interrupt(signum, frame):
@@ -557,7 +568,7 @@ def _mutant_key(diff: str) -> tuple[str, str]:
     return " / ".join(minus), " / ".join(plus)
 
 
-def summarise(module: str, session: Path, seconds: float) -> dict:
+def summarise(module: str, session: Path, seconds: float, commit: str) -> dict:
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome, WorkerOutcome
     counts = {"killed": 0, "survived": 0, "incompetent": 0}
@@ -576,9 +587,23 @@ def summarise(module: str, session: Path, seconds: float) -> dict:
                 before, after = _mutant_key(result.diff)
                 survivors.append({"operator": mutation.operator_name, "line": mutation.start_pos[0],
                                   "before": before, "after": after})
-    return {"module": module, "source": MODULES[module][0], "date": _dt.date.today().isoformat(),
-            "commit": _commit(), "seconds": round(seconds), **counts,
-            "survivors": sorted(survivors, key=lambda s: (s["line"], s["operator"]))}
+    record = {"module": module, "source": MODULES[module][0], "date": _dt.date.today().isoformat(),
+              "commit": commit, "seconds": round(seconds), **counts,
+              "survivors": sorted(survivors, key=lambda s: (s["line"], s["operator"]))}
+    unrun = _pending(session)
+    if unrun:  # an interrupted run: its figure covers only the mutants run (cosmic-ray runs them in source order)
+        record["unrun"] = unrun
+    return record
+
+
+def record_partial(work: Path) -> dict:
+    """The figures so far of the run whose scratch module directory is *work* (it may still be going)."""
+    module, session = work.name, work / "session.sqlite"
+    if module not in MODULES or not session.is_file():
+        raise SystemExit(f"mutation: {work} is not a run's work/<module> directory (no session.sqlite)")
+    state = json.loads((work / "state.json").read_text())
+    return summarise(module, session, time.time() - (work / "pristine.py").stat().st_mtime,  # written at its start
+                     state.get("commit", "unknown"))
 
 
 def _commit() -> str:
@@ -625,7 +650,7 @@ def score(record: dict, judged: list[dict]) -> tuple[int, int, float]:
 def write_report(results: dict) -> str:
     entries = judgements()
     rows, details = [], []
-    all_relevant = all_killed = 0
+    all_relevant = all_killed = partials = 0
     for module in [m for m in MODULES if m in results]:
         record = results[module]
         judged = judge(record, entries)
@@ -633,9 +658,13 @@ def write_report(results: dict) -> str:
         all_relevant += relevant
         all_killed += killed
         counts = {v: sum(1 for s in judged if s["verdict"] == v) for v in ("equivalent", "accepted", "gap")}
-        rows.append(f"| {module} | `{record['source']}` | {record['killed'] + record['survived']} | {killed} | "
+        run = record["killed"] + record["survived"]
+        unrun = record.get("unrun", 0)
+        partial = f" (partial: {run} of {run + unrun + record['incompetent']} mutants run)" if unrun else ""
+        partials += bool(unrun)
+        rows.append(f"| {module} | `{record['source']}` | {run} | {killed} | "
                     f"{record['survived']} | {counts['equivalent']} | {counts['accepted']} | {counts['gap']} | "
-                    f"{100 * ratio:.1f} % | {'yes' if ratio >= TARGET else '**no**'} | {record['date']} "
+                    f"{100 * ratio:.1f} % | {('yes' if ratio >= TARGET else '**no**') + partial} | {record['date']} "
                     f"({record['commit']}, {record['seconds'] // 60} min) |")
         if judged:
             details.append(f"\n### {module}\n")
@@ -653,7 +682,8 @@ def write_report(results: dict) -> str:
         "work, so a run's minutes are only indicative.",
         "",
         f"**Overall: {all_killed} of {all_relevant} non-equivalent mutants killed ({overall})** over "
-        f"{len(MODULES) - len(missing)} of {len(MODULES)} modules.",
+        f"{len(MODULES) - len(missing)} of {len(MODULES)} modules"
+        + (f" ({partials} of them partly: an interrupted run's mutants so far)." if partials else "."),
         "",
         "| module | source | mutants | killed | survived | equivalent | accepted | not judged | score | ≥ 90 % | run |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
@@ -676,6 +706,8 @@ def main(argv=None) -> int:
     parser.add_argument("--list", action="store_true", help="list the modules and their test files")
     parser.add_argument("--report", action="store_true", help="only rewrite the report from the recorded results")
     parser.add_argument("--keep", action="store_true", help="keep the scratch copy (to read cosmic-ray's session)")
+    parser.add_argument("--record", metavar="WORK", nargs="+",
+                        help="record the figures so far of runs going on elsewhere (their scratch work/<module> dirs)")
     parser.add_argument("--run-tests", metavar="WORK", help=argparse.SUPPRESS)  # cosmic-ray's test command
     parser.add_argument("--serve", metavar="WORK", help=argparse.SUPPRESS)  # the module's test server
     args = parser.parse_args(argv)
@@ -688,6 +720,14 @@ def main(argv=None) -> int:
         for name, (source, tests) in MODULES.items():
             print(f"{name:<24} {source:<40} {' '.join(tests)}")
         return 0
+    if args.record:
+        results = load_results()
+        for work in args.record:
+            record = record_partial(Path(work))
+            results[record["module"]] = record
+        RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+        args.modules = [Path(w).name for w in args.record]
+        args.report = True
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
         parser.error(f"unknown module(s) {unknown}; known: {', '.join(MODULES)}")
@@ -703,6 +743,8 @@ def main(argv=None) -> int:
                 REPORT.write_text(write_report(results))
                 print(f"   killed {record['killed']}, survived {record['survived']}, "
                       f"incompetent {record['incompetent']} ({record['seconds']} s)", flush=True)
+                if record.get("unrun"):
+                    break  # interrupted: the modules after it are not started
         finally:
             if args.keep:
                 print(f"mutation: scratch copy kept in {base}")

@@ -80,11 +80,13 @@ def test_a_verdict_needs_a_reason(mutation, tmp_path, monkeypatch):
 def test_the_report_in_the_repository_is_the_recorded_one(mutation):
     results = mutation.load_results()
     assert mutation.REPORT.read_text() == mutation.write_report(results)
-    # every verdict is about a mutant that a recorded run saw survive (no stale verdicts)
+    # every verdict is about a mutant that a recorded run saw survive (no stale verdicts); a module not run
+    # yet may have verdicts written ahead, from mutants checked by hand, which its first run then confirms
     seen = {(m, s["before"], s["after"]) for m, r in results.items() for s in r["survivors"]}
     for entry in tomllib.loads(mutation.EQUIVALENTS.read_text()).get("mutant", []):
         assert entry["module"] in mutation.MODULES
-        assert (entry["module"], entry["before"], entry["after"]) in seen, entry
+        if entry["module"] in results:
+            assert (entry["module"], entry["before"], entry["after"]) in seen, entry
 
 
 def test_the_scratch_environment_imports_the_copy_not_the_checkout(mutation, tmp_path):
@@ -114,3 +116,15 @@ def test_import_time_lines_are_module_and_class_bodies_and_function_headers(muta
         "    return LIMIT",                        # 11
     ]) + "\n"
     assert mutation.import_time_lines(source) == {1, 2, 3, 4, 5, 6, 7, 9}
+
+
+def test_an_interrupted_run_is_reported_as_partial(mutation, tmp_path, monkeypatch):
+    monkeypatch.setattr(mutation, "EQUIVALENTS", tmp_path / "none.toml")
+    whole = {"module": "core.registry", "source": "almatools/registry.py", "date": "2026-12-02", "commit": "abc",
+             "seconds": 600, "killed": 9, "survived": 1, "incompetent": 0,
+             "survivors": [{"operator": "core/AddNot", "line": 3, "before": "if a:", "after": "if not a:"}]}
+    report = mutation.write_report({"core.registry": whole})
+    assert "| 90.0 % | yes | 2026-12-02 (abc, 10 min) |" in report and "partly" not in report
+    report = mutation.write_report({"core.registry": {**whole, "unrun": 15}})
+    assert "| 90.0 % | yes (partial: 10 of 25 mutants run) |" in report
+    assert "over 1 of" in report and "(1 of them partly: an interrupted run's mutants so far)." in report
