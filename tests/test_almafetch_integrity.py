@@ -259,11 +259,12 @@ def test_a_card_value_with_a_comment(tmp_path):
     head = _header("SIMPLE  =                    T / conforms", "BITPIX  =                    8 / bytes",
                    "NAXIS   =                    1 / one axis", "NAXIS1  =                    1 / one byte")
     verify_fits(_write(tmp_path / "c.fits", head + bytes(2880)))
-    # free format: the value may end in column 80, the card's last
-    free = _header("SIMPLE  =                    T", "BITPIX  =                    8", "NAXIS   =                    1",
-                   "NAXIS1  = " + "2881".rjust(70))
-    with pytest.raises(IntegrityError, match="announces 2881 data bytes"):
-        verify_fits(_write(tmp_path / "f.fits", free + bytes(2880)))
+    # free format: the value may begin in column 11 and end in column 80, the card's last
+    for value in ("2881".rjust(70), "2881"):
+        free = _header("SIMPLE  =                    T", "BITPIX  =                    8",
+                       "NAXIS   =                    1", "NAXIS1  = " + value)
+        with pytest.raises(IntegrityError, match="announces 2881 data bytes"):
+            verify_fits(_write(tmp_path / "f.fits", free + bytes(2880)))
 
 
 # ---------------------------------------------------------------------------------------------- gzip
