@@ -81,3 +81,18 @@ def catalogue_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("cat") / "catalogue.csv"
     write_csv(path, generate())
     return path
+
+
+@pytest.fixture(scope="module")
+def ct():
+    """The casatools module (CASA's data path set up)."""
+    from almatools.casaenv import casatools
+    return casatools()
+
+
+@pytest.fixture
+def me(ct):
+    """A measures tool, closed after the test."""
+    tool = ct.measures()
+    yield tool
+    tool.done()

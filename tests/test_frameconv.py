@@ -37,19 +37,6 @@ def mss(tmp_path_factory):
     return a, b
 
 
-@pytest.fixture(scope="module")
-def ct():
-    from almatools.casaenv import casatools
-    return casatools()
-
-
-@pytest.fixture
-def me(ct):
-    tool = ct.measures()
-    yield tool
-    tool.done()
-
-
 def _fc(**kw):
     from almatools.casa_tasks import frameconv
     return frameconv(**kw)

@@ -24,19 +24,6 @@ DIR = ("J2000", "04h33m52.0s", "22d50m30.0s")
 T0 = Time("2024-11-15T05:33:44", scale="utc").mjd * 86400.0  # MJD seconds, as the MS TIME column
 
 
-@pytest.fixture(scope="module")
-def ct():
-    from almatools.casaenv import casatools
-    return casatools()
-
-
-@pytest.fixture
-def me(ct):
-    tool = ct.measures()
-    yield tool
-    tool.done()
-
-
 def casa_factor(me, qa, inframe, outframe, t_s, direction=DIR, obs="ALMA", sysvel=None, f_hz=230e9):
     """f_out / f_in for one frequency and time, asked of CASA measures directly."""
     me.doframe(me.observatory(obs) if isinstance(obs, str) else obs)

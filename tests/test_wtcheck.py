@@ -45,6 +45,19 @@ def copy(src, dst):
     return str(dst)
 
 
+def first_row_copy(vis, out) -> str:
+    """A copy of *vis* holding its first row only (a group of one row)."""
+    tb = casatools().table()
+    try:
+        tb.open(str(vis))
+        q = tb.selectrows([0])
+        q.copy(str(out), deep=True).done()
+        q.done()
+    finally:
+        tb.done()
+    return str(out)
+
+
 def test_ratios_match_the_injected_weights(pair):
     work, modern, old = pair
     r = wtcheck(vis=[modern, old], plotfile=str(work / "w.png"))

@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 import pytest
-from test_wtcheck import columns, copy, ms_files
+from test_wtcheck import columns, copy, first_row_copy, ms_files
 
 from almatools.casaenv import casatools
 from almatools.errors import TaskParameterError
@@ -442,15 +442,7 @@ def test_a_single_row_ms_with_weight_spectra(base, tmp_path):
     from casatasks import initweights
     full = copy(base, tmp_path / "full.ms")
     initweights(vis=full, wtmode="weight", dowtsp=True)
-    v = str(tmp_path / "one.ms")
-    tb = casatools().table()
-    try:
-        tb.open(full)
-        q = tb.selectrows([0])
-        q.copy(v, deep=True).done()
-        q.done()
-    finally:
-        tb.done()
+    v = first_row_copy(full, tmp_path / "one.ms")
     original = main_table(v)
     spectra = [c for c in ("WEIGHT_SPECTRUM", "SIGMA_SPECTRUM") if c in original]
     assert spectra and nrows(v) == 1

@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from almatools.plugins.weights import stats
+from test_wtcheck import first_row_copy
 from almatools.plugins.weights.stats import (GroupStats, block_powers, block_starts, detect_lines, format_channels,
                                              row_ratios, slope_check)
 
@@ -884,15 +885,7 @@ def test_a_group_of_one_row(ms, tmp_path):
     from almatools.casaenv import casatools
     vis = edited_copy(ms, tmp_path, "full.ms", lambda tb, vis: None)
     initweights(vis=vis, wtmode="weight", dowtsp=True)
-    one = str(tmp_path / "one.ms")
-    tb = casatools().table()
-    try:
-        tb.open(vis)
-        q = tb.selectrows([0])
-        q.copy(one, deep=True).done()
-        q.done()
-    finally:
-        tb.done()
+    one = first_row_copy(vis, tmp_path / "one.ms")
     (g,) = stats.measure(casatools(), one, "DATA", None, None, "", False)
     vis0, dd, fid, scan, a, w = ms
     assert (g.nrows, g.spw, g.field, g.weight_column) == (1, dd[0], "TGT", "WEIGHT_SPECTRUM")
