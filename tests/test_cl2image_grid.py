@@ -349,7 +349,8 @@ def test_every_channel_frequency_must_be_positive(nchan, ok):
 @pytest.mark.parametrize("start", ["0Hz", "-0.5Hz", "-1GHz"])
 def test_a_start_not_above_zero_is_refused_naming_start(start):
     with refused("start", "all must be > 0") as e:
-        grid([point(RA0, DEC0)], imsize=[8], cell=["1arcsec"], phasecenter=CENTRE, start=start, width="1MHz")
+        # two channels: the second, at start + 1 MHz, is above zero even when the first is not
+        grid([point(RA0, DEC0)], imsize=[8], cell=["1arcsec"], phasecenter=CENTRE, nchan=2, start=start, width="1MHz")
     assert e.value.value == start  # the value shown is the start's, not the width's
 
 

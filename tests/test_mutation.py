@@ -81,11 +81,12 @@ def test_the_report_in_the_repository_is_the_recorded_one(mutation):
     results = mutation.load_results()
     assert mutation.REPORT.read_text() == mutation.write_report(results)
     # every verdict is about a mutant that a recorded run saw survive (no stale verdicts); a module not run
-    # yet may have verdicts written ahead, from mutants checked by hand, which its first run then confirms
+    # yet, or run only partly, may have verdicts written ahead, from mutants checked by hand, which its first
+    # whole run then confirms
     seen = {(m, s["before"], s["after"]) for m, r in results.items() for s in r["survivors"]}
     for entry in tomllib.loads(mutation.EQUIVALENTS.read_text()).get("mutant", []):
         assert entry["module"] in mutation.MODULES
-        if entry["module"] in results:
+        if entry["module"] in results and not results[entry["module"]].get("unrun"):
             assert (entry["module"], entry["before"], entry["after"]) in seen, entry
 
 
