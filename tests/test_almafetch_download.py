@@ -1374,23 +1374,28 @@ def test_a_failed_run_records_exactly_what_is_missing(origin, tmp_path):
     assert origin.log[-1].headers["if-range"] == '"v"' and (tmp_path / "a.bin").read_bytes() == body
 
 
-def test_the_record_is_written_every_mib(origin, tmp_path):
-    origin.rate = 4 * MiB
-    body = payload(2 * MiB)
-    url = origin.add("/a.bin", body)
-    dl = quick(nstreams=1)
-    t = threading.Thread(target=lambda: dl.fetch_all([Item(url, str(tmp_path / "a.bin"), len(body))]), daemon=True)
+def _recorded_positions(url, dest: Path, size: int) -> list[int]:
+    """Fetch *url* with one stream, watching its .part.json record: the first range's positions it held, in order."""
+    t = threading.Thread(target=lambda: quick(nstreams=1).fetch_all([Item(url, str(dest), size)]), daemon=True)
     t.start()
     seen = []
     while t.is_alive():
         try:
-            pos = json.loads((tmp_path / "a.bin.part.json").read_text())["segments"][0][0]
+            pos = json.loads(dest.with_name(dest.name + ".part.json").read_text())["segments"][0][0]
             if not seen or seen[-1] != pos:
                 seen.append(pos)
         except (OSError, ValueError, IndexError):
             pass
         time.sleep(0.001)
     t.join()
+    return seen
+
+
+def test_the_record_is_written_every_mib(origin, tmp_path):
+    origin.rate = 4 * MiB
+    body = payload(2 * MiB)
+    url = origin.add("/a.bin", body)
+    seen = _recorded_positions(url, tmp_path / "a.bin", len(body))
     assert (tmp_path / "a.bin").read_bytes() == body
     # the first record once 1 MiB has come, the end of the first of two requests (a second's record: later)
     assert seen and MiB <= seen[0] < MiB + 256 * 1024, seen
@@ -1432,18 +1437,7 @@ def test_the_record_is_also_written_every_second(origin, tmp_path):
     origin.rate = 256 * 1024
     body = payload(400 * 1024)
     url = origin.add("/a.bin", body)
-    dl = quick(nstreams=1)
-    t = threading.Thread(target=lambda: dl.fetch_all([Item(url, str(tmp_path / "a.bin"), len(body))]), daemon=True)
-    t.start()
-    seen = []
-    while t.is_alive():
-        try:
-            seen.append(json.loads((tmp_path / "a.bin.part.json").read_text())["segments"][0][0])
-            break
-        except (OSError, ValueError, IndexError):
-            pass
-        time.sleep(0.005)
-    t.join()
+    seen = _recorded_positions(url, tmp_path / "a.bin", len(body))
     # less than a MiB in all: the record comes after a second, about 256 KiB in
     assert seen and 160 * 1024 <= seen[0] <= 360 * 1024, seen
 

@@ -105,6 +105,15 @@ class Counter:
         self.n += k
 
 
+def virtual_concat(parts, out, axis: int) -> None:
+    """A virtual concatenation of the CASA images *parts* along *axis* (the pixels stay in the parts)."""
+    ia = casatools().image()
+    try:
+        ia.imageconcat(outfile=str(out), infiles=parts, axis=axis, mode="nomovevirtual").done()
+    finally:
+        ia.done()
+
+
 def convert_fits_file(src, dst, bunit_out="K", history=("tbconv: test",), progress=None):
     info = images.read_info(src)
     conv = PlaneConverter(info.bunit, bunit_out, "rj", info.freqs_hz, info.beams, info.nchan, info.npol)
@@ -881,11 +890,7 @@ def virtual_image(tmp_path, beams=PLANE_BEAMS):
         sub = {(i, p): beams[(c, p)] for i, c in enumerate(chans) for p in range(2)} if beams else None
         parts.append(str(casa_image(tmp_path / f"p{k}.image", shape=(4, 5, 2, len(chans)), ref=230e9 + 0.5e9 * chans[0],
                                     beams=sub)))
-    ia = casatools().image()
-    try:
-        ia.imageconcat(outfile=str(tmp_path / "cat.image"), infiles=parts, axis=3, mode="nomovevirtual").done()
-    finally:
-        ia.done()
+    virtual_concat(parts, tmp_path / "cat.image", axis=3)
     return tmp_path / "cat.image"
 
 
@@ -1015,11 +1020,7 @@ def test_a_virtual_image_with_a_degenerate_axis_keeps_it(tmp_path):
     parts = [str(casa_image(tmp_path / f"d{k}.image", shape=(4, 5, 1, 2), ref=230e9 + 1e9 * k, stokes=("I",),
                             beams={(0, 0): (1.0, 0.5, 0.0), (1, 0): (1.5, 0.7, 0.0)})) for k in range(2)]
     cubes = [fill(p, k) for k, p in enumerate(parts)]
-    ia = casatools().image()
-    try:
-        ia.imageconcat(outfile=str(tmp_path / "cat.image"), infiles=parts, axis=3, mode="nomovevirtual").done()
-    finally:
-        ia.done()
+    virtual_concat(parts, tmp_path / "cat.image", axis=3)
     info = images.read_info(tmp_path / "cat.image")
     conv = PlaneConverter("Jy/beam", "K", "rj", info.freqs_hz, info.beams, info.nchan, info.npol)
     images.convert_casa(info, tmp_path / "k.image", conv, "K", ["h"])
@@ -1111,11 +1112,7 @@ def test_a_virtual_image_with_one_beam_for_all_planes(tmp_path):
         finally:
             ia.done()
         parts.append(str(p))
-    ia = casatools().image()
-    try:
-        ia.imageconcat(outfile=str(tmp_path / "cat.image"), infiles=parts, axis=3, mode="nomovevirtual").done()
-    finally:
-        ia.done()
+    virtual_concat(parts, tmp_path / "cat.image", axis=3)
     info = images.read_info(tmp_path / "cat.image")
     assert info.extra["pixels"] is None and info.nchan == 2
     np.testing.assert_allclose(info.beams.reshape(-1, 3)[0], [1.5 * RAD_PER_ARCSEC, 0.7 * RAD_PER_ARCSEC, 20.0],
@@ -1209,11 +1206,7 @@ def test_a_virtual_image_without_stokes_is_converted_by_casa_plane_by_plane(tmp_
                        beams={(0, 0): (1.0 + k, 0.5, 0.0), (1, 0): (1.5 + k, 0.7, 0.0)})
         cubes.append(fill(p, k))
         parts.append(str(p))
-    ia = casatools().image()
-    try:
-        ia.imageconcat(outfile=str(tmp_path / "cat.image"), infiles=parts, axis=2, mode="nomovevirtual").done()
-    finally:
-        ia.done()
+    virtual_concat(parts, tmp_path / "cat.image", axis=2)
     info = images.read_info(tmp_path / "cat.image")
     assert info.stokes_axis is None and info.spectral_axis == 2 and info.nchan == 4
     conv = PlaneConverter("Jy/beam", "K", "planck", info.freqs_hz, info.beams, info.nchan, info.npol)
