@@ -477,8 +477,9 @@ def run_module(module: str, base: Path, src: Path, python: Path) -> dict:
     covering, durations, took = covering_tests(src, python, work, module)
     timeout = round(max(120.0, 4 * took))
     (work / "pristine.py").write_text((src / source).read_text())
+    commit = _commit()  # of the checkout the scratch copy was made from, as the run starts
     (work / "state.json").write_text(json.dumps({
-        "commit": _commit(),  # of the checkout the scratch copy was made from, as the run starts
+        "commit": commit,
         "source": str(src / source), "tests": tests, "durations": durations, "timeout": timeout,
         "preimport": json.loads((work / "imports.json").read_text()),
         "spawners": json.loads((work / "spawners.json").read_text()),
@@ -522,7 +523,7 @@ def run_module(module: str, base: Path, src: Path, python: Path) -> dict:
     if (src / source).read_text() != (work / "pristine.py").read_text():
         # an interrupted mutant may be left applied in the scratch copy; the figures are still the session's
         (src / source).write_text((work / "pristine.py").read_text())
-    return summarise(module, session, time.monotonic() - start, json.loads((work / "state.json").read_text())["commit"])
+    return summarise(module, session, time.monotonic() - start, commit)
 
 
 def _interrupt(signum, frame):
