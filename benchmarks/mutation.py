@@ -468,7 +468,8 @@ def cr_cli(*args: str, cwd: Path) -> None:
     subprocess.run([str(exe), *args[1:]], cwd=cwd, check=True, stdout=subprocess.DEVNULL)
 
 
-def run_module(module: str, base: Path, src: Path, python: Path) -> dict:
+def run_module(module: str, base: Path, src: Path, python: Path, commit: str) -> dict:
+    """Run cosmic-ray over *module* in the scratch copy *src*, made from the checkout at *commit*."""
     import cosmic_ray.plugins
     source, tests = MODULES[module]
     work = base / "work" / module
@@ -477,7 +478,6 @@ def run_module(module: str, base: Path, src: Path, python: Path) -> dict:
     covering, durations, took = covering_tests(src, python, work, module)
     timeout = round(max(120.0, 4 * took))
     (work / "pristine.py").write_text((src / source).read_text())
-    commit = _commit()  # of the checkout the scratch copy was made from, as the run starts
     (work / "state.json").write_text(json.dumps({
         "commit": commit,
         "source": str(src / source), "tests": tests, "durations": durations, "timeout": timeout,
@@ -735,9 +735,10 @@ def main(argv=None) -> int:
     if not args.report:
         base = Path(tempfile.mkdtemp(prefix="almatools-mutation-"))
         try:
+            commit = _commit()  # of the checkout as it is copied: later edits are not in the copy
             src, python = make_scratch(base)
             for module in args.modules or list(MODULES):
-                record = run_module(module, base, src, python)
+                record = run_module(module, base, src, python, commit)
                 results = load_results()
                 results[module] = record
                 RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
