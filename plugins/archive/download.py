@@ -89,6 +89,11 @@ class _Retry(Exception):
     """A transient failure (5xx, reset, stall): what arrived is kept, the range is asked again later."""
 
 
+class _AskAgain(Exception):
+    """The archive challenged a plain request (401): the range is asked again at once, with credentials.
+    That is HTTP authentication, not a failed try, so it neither counts against ``retries`` nor waits."""
+
+
 @dataclass
 class Item:
     """One file to fetch. *needs_auth*: True (proprietary), False (public), None (credentials after a 401)."""
@@ -355,8 +360,8 @@ class Downloader:
                     self._finish(f)
                 else:
                     self._fetch_range(f, seg)
-            except _Abandoned:
-                pass
+            except (_Abandoned, _AskAgain):
+                pass  # the range is free again below; an _AskAgain range now goes with credentials
             except _Retry as exc:
                 self._failed_try(f, str(exc), restart=False)
             except DownloadError as exc:
@@ -616,7 +621,7 @@ class Downloader:
         if code in (401, 403):
             if code == 401 and f.item.needs_auth is None and not f.auth_wanted and self._may_authenticate(f.item.url):
                 f.auth_wanted = True
-                raise _Retry("the archive asks for credentials; asking again with them")
+                raise _AskAgain()
             why = self.scope.why_not(f.item.url) if self.scope is not None and self.scope.auth else ""
             raise AuthRequired(f"HTTP {code}: the archive wants credentials for {f.item.url}"
                                + (f" (not sent: {why})" if why else ""))
