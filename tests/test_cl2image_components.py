@@ -519,9 +519,11 @@ def test_componentlist_frequencies_and_sizes_out_of_bounds_are_refused(tmp_path,
 
 def test_componentlist_sizes_on_the_bounds_are_read(tmp_path):
     # a circular component (minor = major) and one of 180 deg are allowed
-    write_cl(tmp_path / "b.cl", [dict(dir=CENTRE, flux=1.0, freq="1GHz", shape="disk", majoraxis="1arcsec",
+    # and any reference frequency above zero, however low (the bound is 0 Hz, as for the freq parameter)
+    write_cl(tmp_path / "b.cl", [dict(dir=CENTRE, flux=1.0, freq="0.5Hz", shape="disk", majoraxis="1arcsec",
                                       minoraxis="1arcsec", positionangle="0deg"),
                                  dict(dir=CENTRE, flux=1.0, freq="1GHz", shape="gaussian", majoraxis="180deg",
                                       minoraxis="1deg", positionangle="0deg")])
     a, b = C.from_componentlist(tmp_path / "b.cl")
     assert a.minor == a.major == pytest.approx(ARCSEC) and b.major == pytest.approx(math.pi)
+    assert a.freq_hz == pytest.approx(0.5, rel=1e-12) and b.freq_hz == pytest.approx(1e9, rel=1e-12)

@@ -1199,6 +1199,28 @@ def test_casa_tiles_planck_converts_every_pixel_of_edge_tiles(tmp_path, monkeypa
             np.testing.assert_allclose(out[xs, ys, p, c], t, rtol=2e-6)
 
 
+def test_casa_planck_on_a_continuum_image_without_a_spectral_axis(tmp_path, monkeypatch):
+    # an I and a V image joined virtually (so CASA converts it); the frequency is the freq parameter's
+    parts = [casa_image(tmp_path / f"{s}.image", shape=(4, 5, 1), spectral=False, stokes=(s,)) for s in "IV"]
+    pixels = np.concatenate([fill(p, k) for k, p in enumerate(parts)], axis=2)
+    virtual_concat([str(p) for p in parts], tmp_path / "mfs.image", axis=2)
+    info = images.read_info(tmp_path / "mfs.image")
+    assert info.spectral_axis is None and info.stokes_axis == 2 and info.extra["pixels"] is None
+    bmaj, bmin = 1.2, 0.6
+    beams = np.array([[[bmaj * RAD_PER_ARCSEC, bmin * RAD_PER_ARCSEC, 0.0]]])
+    conv = PlaneConverter("Jy/beam", "K", "planck", np.array([230e9]), beams, info.nchan, info.npol)
+    monkeypatch.setattr(images, "BLOCK_BYTES", 1)
+    assert images.convert_casa(info, tmp_path / "k.image", conv, "K", ["h"]) == {"method": "casa", "blocks": 1}
+    out = read_back(tmp_path / "k.image")[0]
+    nu = 230e9 * u.Hz
+    omega = (np.pi / (4 * np.log(2)) * bmaj * bmin * u.arcsec ** 2).to(u.sr)
+    inten = (np.abs(pixels.astype(float)) * u.Jy / omega).to(u.W / u.m ** 2 / u.Hz / u.sr) * u.sr
+    ratio = (2 * const.h * nu ** 3 / (const.c ** 2 * inten)).to_value(u.dimensionless_unscaled)
+    expected = (const.h * nu / const.k_B).to_value(u.K) / np.log1p(ratio) * np.sign(pixels)
+    assert out.shape == (4, 5, 2)
+    np.testing.assert_allclose(out, expected, rtol=2e-6)
+
+
 def test_a_virtual_image_without_stokes_is_converted_by_casa_plane_by_plane(tmp_path, monkeypatch):
     parts, cubes = [], []
     for k in range(2):
