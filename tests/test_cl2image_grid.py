@@ -579,6 +579,23 @@ def test_ms_template_with_one_channel_and_one_imsize(vis):
     assert g.frequencies() == pytest.approx(lsrk(vis, 1), abs=1e-3) and g.width_hz == 1e6
 
 
+def test_ms_template_takes_imsize_and_cell_as_the_parameters_do(vis):
+    # two cell values are the signed x and y increments, as cl2image.xml says for every grid
+    from pathlib import Path
+    g = G.grid_from_template(Path(vis), "", "0", "I", [16, 8], ["0.3arcsec", "-0.1arcsec"])
+    assert (g.nx, g.ny, g.dx, g.dy) == (16, 8, pytest.approx(0.3 * ARCSEC), pytest.approx(-0.1 * ARCSEC))
+    with refused("imsize", r"give \[n\] or \[nx, ny\]"):
+        G.grid_from_template(Path(vis), "", "0", "I", [16, 8, 4], ["0.1arcsec"])
+    with refused("imsize", "must be positive"):
+        G.grid_from_template(Path(vis), "", "0", "I", [16, 0], ["0.1arcsec"])
+    with refused("cell", "give one size, or the x and y increments"):
+        G.grid_from_template(Path(vis), "", "0", "I", [16], ["0.1arcsec"] * 3)
+    with refused("cell", "pixel sizes must not be zero"):
+        G.grid_from_template(Path(vis), "", "0", "I", [16], ["0.1arcsec", "0arcsec"])
+    with refused("cell", "with imsize"):  # 4000 x 1 deg would wrap the sky
+        G.grid_from_template(Path(vis), "", "0", "I", [4000], ["1deg"])
+
+
 def test_ms_template_refusals(vis):
     from pathlib import Path
     # an unknown name and an index beyond the FIELD table (msmetadata raises for both)

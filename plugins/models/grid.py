@@ -128,26 +128,15 @@ def grid_from_parameters(components: list[Component], imsize, cell, phasecenter,
         vy = sum(math.cos(c.dec) * math.sin(c.ra) for c in components)
         vz = sum(math.sin(c.dec) for c in components)
         ra0, dec0 = math.atan2(vy, vx) % (2 * math.pi), math.atan2(vz, math.hypot(vx, vy))
-    cells = list(cell or [])
-    if len(cells) > 2:
-        raise TaskParameterError(TASK, "cell", cell, "give one size, or the x and y increments")
-    if cells:
-        values = [_q("cell", c, "rad", 0) for c in cells]
-        if any(v == 0 for v in values):
-            raise TaskParameterError(TASK, "cell", cell, "pixel sizes must not be zero")
-        dx, dy = (-abs(values[0]), abs(values[0])) if len(values) == 1 else (values[0], values[1])
+    if list(cell or []):
+        dx, dy = _increments(cell)
     else:
         sizes = [c.minor for c in components if c.shape != "point"] + ([beam_minor_rad] if beam_minor_rad else [])
         step = min(sizes) / 5 if sizes else 0.1 * ARCSEC
         dx, dy = -step, step
         log.info(f"cell not given: {step / ARCSEC:.4g} arcsec (a fifth of the smallest component or beam)")
     if list(imsize or []):
-        sizes = list(imsize)
-        if len(sizes) > 2:
-            raise TaskParameterError(TASK, "imsize", imsize, "give [n] or [nx, ny]")
-        nx, ny = (sizes[0], sizes[0]) if len(sizes) == 1 else sizes[:2]
-        if nx <= 0 or ny <= 0:
-            raise TaskParameterError(TASK, "imsize", imsize, "must be positive")
+        nx, ny = _size(imsize)
     else:
         offs = list(_offsets(components, ra0, dec0))
         extent = max(max(abs(x), abs(y)) for x, y in offs)
@@ -170,6 +159,28 @@ def grid_from_parameters(components: list[Component], imsize, cell, phasecenter,
         raise TaskParameterError(TASK, "start" if not f0 > 0 else "width", start if not f0 > 0 else width,
                                  f"gives channel frequencies from {f0:.6g} to {last:.6g} Hz: all must be > 0")
     return Grid(int(nx), int(ny), dx, dy, ra0, dec0, f0, df, int(nchan), _stokes(stokes), outframe)
+
+
+def _increments(cell) -> tuple[float, float]:
+    """(dx, dy) in radians from *cell*: one size (RA growing to the left, as CASA's tclean) or both increments."""
+    cells = list(cell)
+    if len(cells) > 2:
+        raise TaskParameterError(TASK, "cell", cell, "give one size, or the x and y increments")
+    values = [_q("cell", c, "rad", 0) for c in cells]
+    if any(v == 0 for v in values):
+        raise TaskParameterError(TASK, "cell", cell, "pixel sizes must not be zero")
+    return (-abs(values[0]), abs(values[0])) if len(values) == 1 else (values[0], values[1])
+
+
+def _size(imsize) -> tuple[int, int]:
+    """(nx, ny) from *imsize*: [n] for a square image or [nx, ny]."""
+    sizes = list(imsize)
+    if len(sizes) > 2:
+        raise TaskParameterError(TASK, "imsize", imsize, "give [n] or [nx, ny]")
+    nx, ny = (sizes[0], sizes[0]) if len(sizes) == 1 else sizes
+    if nx <= 0 or ny <= 0:
+        raise TaskParameterError(TASK, "imsize", imsize, "must be positive")
+    return int(nx), int(ny)
 
 
 def _check_projection(nx: int, ny: int, dx: float, dy: float, imsize, cell) -> None:
@@ -255,8 +266,8 @@ def _grid_from_ms(ct, vis: Path, field: str, spw: str, stokes: str, imsize, cell
         tb.done()
     if not (list(imsize or []) and list(cell or [])):
         raise TaskParameterError(TASK, "imsize", imsize, "with an MS template, give imsize and cell")
-    step = _q("cell", list(cell)[0], "rad", 0)
-    n = list(imsize)
+    (dx, dy), (nx, ny) = _increments(cell), _size(imsize)  # as without a template
+    _check_projection(nx, ny, dx, dy, imsize, cell)
     width = float(freqs[1] - freqs[0]) if len(freqs) > 1 else 1e6
-    return Grid(int(n[0]), int(n[-1] if len(n) > 1 else n[0]), -abs(step), abs(step), pc["m0"]["value"] % (2 * math.pi),
-                pc["m1"]["value"], float(freqs[0]), width, len(freqs), _stokes(stokes), "LSRK")
+    return Grid(nx, ny, dx, dy, pc["m0"]["value"] % (2 * math.pi), pc["m1"]["value"], float(freqs[0]), width,
+                len(freqs), _stokes(stokes), "LSRK")
