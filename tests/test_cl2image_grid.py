@@ -156,6 +156,21 @@ def test_a_zero_cell_is_refused(cell):
         grid([point(RA0, DEC0)], imsize=[16], cell=cell, phasecenter=CENTRE)
 
 
+@pytest.mark.parametrize("param, value, message", [
+    ("phasecenter", "J2000 abc def", "parameter 'phasecenter' not a direction such as 'J2000 10h00m00.0s -30d00m00.0s'; "
+                                     "got 'J2000 abc def'"),
+    ("phasecenter", "B1950 10h -30d", "parameter 'phasecenter' give 'J2000 <ra> <dec>'; got 'B1950 10h -30d'"),
+    ("cell", ["5Jy"], "parameter 'cell' must be a quantity in rad or a compatible unit, e.g. '0.5arcsec', '230GHz', "
+                      "'30deg'; got '5Jy'"),
+    ("start", "1e400GHz", "parameter 'start' must be a finite quantity; got '1e400GHz'"),
+    ("width", "3km", "parameter 'width' must be a quantity in Hz or a compatible unit")])
+def test_grid_parameter_refusals_name_the_parameter_not_a_component(param, value, message):
+    kw = dict(imsize=[16], cell=["0.1arcsec"], phasecenter=CENTRE) | {param: value}
+    with pytest.raises(TaskParameterError) as e:
+        grid([point(RA0, DEC0)], **kw)
+    assert str(e.value).startswith(f"cl2image: {message}") and "component" not in str(e.value)
+
+
 def test_three_cells_are_refused():
     with refused("cell", "give one size, or the x and y increments"):
         grid([point(RA0, DEC0)], imsize=[16], cell=["1arcsec"] * 3, phasecenter=CENTRE)

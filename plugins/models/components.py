@@ -56,7 +56,12 @@ def _tool(name: str):
     return _TOOLS[name]
 
 
-def _q(param: str, text, unit: str, which: int) -> float:
+def _whose(which: int | None) -> str:
+    """The start of a refusal: which component it is about (None: a parameter of the grid or beam)."""
+    return "" if which is None else f"component {which}: "
+
+
+def _q(param: str, text, unit: str, which: int | None = None) -> float:
     """A finite CASA quantity string (or a number already in *unit*) in *unit*, parsed by CASA's
     quanta so the values are the very doubles the toolkit would use."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
@@ -68,27 +73,27 @@ def _q(param: str, text, unit: str, which: int) -> float:
         except RuntimeError:
             q = None
         if not q or not q.get("unit") or not qa.compare(q, qa.quantity(f"1{unit}")):
-            raise TaskParameterError(TASK, param, text, f"component {which}: must be a quantity in {unit} "
+            raise TaskParameterError(TASK, param, text, f"{_whose(which)}must be a quantity in {unit} "
                                      "or a compatible unit, e.g. '0.5arcsec', '230GHz', '30deg'")
         value = float(qa.convert(q, unit)["value"])
     if not math.isfinite(value) or abs(value) >= 1e300:  # CASA reads '1e400GHz' as the largest double
-        raise TaskParameterError(TASK, param, text, f"component {which}: must be a finite quantity")
+        raise TaskParameterError(TASK, param, text, f"{_whose(which)}must be a finite quantity")
     return value
 
 
-def _direction(param: str, text: str, which: int) -> tuple[float, float]:
+def _direction(param: str, text: str, which: int | None = None) -> tuple[float, float]:
     """'J2000 10h00m00.0s -30d00m00.0s' (or degrees) → (ra, dec) radians, parsed by CASA's measures."""
     parts = str(text).split()
     if len(parts) == 2:
         parts = ["J2000"] + parts
     if len(parts) != 3 or parts[0].upper() != "J2000":
-        raise TaskParameterError(TASK, param, text, f"component {which}: give 'J2000 <ra> <dec>'")
+        raise TaskParameterError(TASK, param, text, f"{_whose(which)}give 'J2000 <ra> <dec>'")
     try:
         d = _tool("measures").direction("J2000", parts[1], parts[2])
     except RuntimeError:
         d = {}
     if not d or not all(math.isfinite(float(d[k]["value"])) for k in ("m0", "m1")):
-        raise TaskParameterError(TASK, param, text, f"component {which}: not a direction such as "
+        raise TaskParameterError(TASK, param, text, f"{_whose(which)}not a direction such as "
                                  "'J2000 10h00m00.0s -30d00m00.0s'")
     return float(d["m0"]["value"]) % (2 * math.pi), float(d["m1"]["value"])
 

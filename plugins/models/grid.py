@@ -122,7 +122,7 @@ def grid_from_parameters(components: list[Component], imsize, cell, phasecenter,
             raise TaskParameterError(TASK, missing[0], "", "there are no components to derive the grid from: "
                                      f"give {', '.join(missing)} for an empty model (or give components)")
     if phasecenter:
-        ra0, dec0 = _direction("phasecenter", phasecenter, 0)
+        ra0, dec0 = _direction("phasecenter", phasecenter)
     else:  # the mean direction of the components (as unit vectors: safe across RA = 0)
         vx = sum(math.cos(c.dec) * math.cos(c.ra) for c in components)
         vy = sum(math.cos(c.dec) * math.sin(c.ra) for c in components)
@@ -150,8 +150,8 @@ def grid_from_parameters(components: list[Component], imsize, cell, phasecenter,
     _check_projection(int(nx), int(ny), dx, dy, imsize, cell)
     if nchan < 1:
         raise TaskParameterError(TASK, "nchan", nchan, "must be at least 1")
-    f0 = _q("start", start, "Hz", 0) if start else components[0].freq_hz
-    df = _q("width", width, "Hz", 0) if width else f0 * 1e-3
+    f0 = _q("start", start, "Hz") if start else components[0].freq_hz
+    df = _q("width", width, "Hz") if width else f0 * 1e-3
     if df == 0:
         raise TaskParameterError(TASK, "width", width, "must not be zero")
     last = f0 + (nchan - 1) * df
@@ -166,7 +166,7 @@ def _increments(cell) -> tuple[float, float]:
     cells = list(cell)
     if len(cells) > 2:
         raise TaskParameterError(TASK, "cell", cell, "give one size, or the x and y increments")
-    values = [_q("cell", c, "rad", 0) for c in cells]
+    values = [_q("cell", c, "rad") for c in cells]
     if any(v == 0 for v in values):
         raise TaskParameterError(TASK, "cell", cell, "pixel sizes must not be zero")
     return (-abs(values[0]), abs(values[0])) if len(values) == 1 else (values[0], values[1])

@@ -165,10 +165,10 @@ def _beam(beam):
         return None
     if len(beam) not in (2, 3):
         raise TaskParameterError(TASK, "beam", beam, "give [major, minor] or [major, minor, pa]")
-    major, minor = (comp._q("beam", b, "rad", 0) for b in beam[:2])
+    major, minor = (comp._q("beam", b, "rad") for b in beam[:2])
     if not (major > 0 and minor > 0) or minor > major:
         raise TaskParameterError(TASK, "beam", beam, "needs 0 < minor <= major")
-    return major, minor, comp._q("beam", beam[2], "deg", 0) if len(beam) == 3 else 0.0
+    return major, minor, comp._q("beam", beam[2], "deg") if len(beam) == 3 else 0.0
 
 
 def _plane_fluxes(components, freqs, stokes) -> np.ndarray:
