@@ -23,6 +23,10 @@ Why it is shaped like this:
   a mutant of code that runs when called; a mutant of a line run only at import (a definition,
   a default, a constant) runs the full test files, since a test can see it without running a
   line of the module (a dataclass's generated methods, a constant it reads).
+* A mutant that changes only annotations never evaluated (``from __future__ import annotations``)
+  is not tested: it survives any test that does not read annotations, and running the full test
+  files for each (``int | None`` → ``int & None``) would cost minutes apiece.  It is recorded as
+  surviving, to be judged like any survivor.
 * The operator set is mutmut-like: one replacement per operator (``+``→``-``, ``<``→``<=`` …),
   boolean, number (n±1), loop, ``not``, break/continue and exception-handler mutations;
   cosmic-ray's arbitrary variable replacement/insertion and decorator removal are left out.
@@ -326,6 +330,39 @@ def changed_lines(original: str, mutated: str) -> list[int]:
     return changed
 
 
+def only_unevaluated_annotations_differ(original: str, mutated: str, tests: list[Path]) -> bool:
+    """True when the mutant changes nothing but annotations that are never evaluated.
+
+    Under ``from __future__ import annotations`` an annotation is kept as a string and runs no
+    code, so a mutant such as ``str | None`` → ``str & None`` survives every test that does not
+    read annotations (``__annotations__``, ``get_type_hints``, ``inspect.signature``); when one
+    of the module's test files mentions those, the tests run as for any mutant.
+    """
+    import ast
+
+    def skeleton(source: str) -> str | None:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            return None
+        if not any(isinstance(node, ast.ImportFrom) and node.module == "__future__"
+                   and any(alias.name == "annotations" for alias in node.names) for node in tree.body):
+            return None
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                node.returns = None
+            elif isinstance(node, ast.arg):
+                node.annotation = None
+            elif isinstance(node, ast.AnnAssign):
+                node.annotation = ast.Constant(None)
+        return ast.dump(tree)
+    if original == mutated or any(re.search(r"__annotations__|get_type_hints|signature\(", t.read_text())
+                                  for t in tests):
+        return False
+    before = skeleton(original)
+    return before is not None and before == skeleton(mutated)
+
+
 def import_time_lines(source: str) -> set[int]:
     """1-based lines run when the module is imported: module and class bodies, and the headers of
     functions (decorators, defaults, annotations), whichever test first imported the module."""
@@ -350,7 +387,10 @@ def run_tests_for_mutant(work: Path) -> int:
     state = json.loads((work / "state.json").read_text())
     source = Path(state["source"])
     original = (work / "pristine.py").read_text()
-    lines = changed_lines(original, source.read_text())
+    mutated = source.read_text()
+    if only_unevaluated_annotations_differ(original, mutated, [work.parents[1] / "src" / t for t in state["tests"]]):
+        return 0  # it survives whatever the tests do, so they are not run (the full files, minutes a mutant)
+    lines = changed_lines(original, mutated)
     covering = state["covering"]
     # a line run at import (by the syntax, or by coverage's import context []) is owned by whichever test
     # imported the module first, and a test may see it without running a line of the module (a dataclass's

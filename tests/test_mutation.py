@@ -119,6 +119,66 @@ def test_import_time_lines_are_module_and_class_bodies_and_function_headers(muta
     assert mutation.import_time_lines(source) == {1, 2, 3, 4, 5, 6, 7, 9}
 
 
+ANNOTATED = """from __future__ import annotations
+import os
+@dataclass
+class Part:
+    end: int | None = None
+    def rate(self, now: float, *rest: int, key: str | None = None, **kw: dict) -> float | None:
+        total: int | None = 0
+        return None if self.end is None else now | 1
+"""
+
+
+@pytest.mark.parametrize("before, after, same", [
+    ("end: int | None = None", "end: int & None = None", True),          # a field's annotation
+    ("now: float,", "now: float | None,", True),                         # an argument's
+    ("*rest: int,", "*rest: str,", True),                                # *args'
+    ("key: str | None = None", "key: str & None = None", True),          # a keyword-only argument's
+    ("**kw: dict", "**kw: list", True),                                  # **kwargs'
+    ("-> float | None:", "-> float & None:", True),                      # the return's
+    ("total: int | None = 0", "total: int & None = 0", True),            # a local's
+    ("end: int | None = None", "end: int | None = 1", False),            # a default is evaluated
+    ("total: int | None = 0", "total: int | None = 1", False),           # so is an annotated assignment's value
+    ("now | 1", "now & 1", False),                                       # code
+])
+def test_only_unevaluated_annotation_mutants_skip_their_tests(mutation, tmp_path, before, after, same):
+    test = tmp_path / "test_x.py"
+    test.write_text("def test_x():\n    pass\n")
+    mutated = ANNOTATED.replace(before, after, 1)
+    assert mutated != ANNOTATED
+    assert mutation.only_unevaluated_annotations_differ(ANNOTATED, mutated, [test]) is same
+    # evaluated annotations (no __future__ import), or tests that read annotations: the tests run
+    eager = ANNOTATED.replace("from __future__ import annotations\n", "")
+    assert mutation.only_unevaluated_annotations_differ(eager, eager.replace(before, after, 1), [test]) is False
+    test.write_text("import inspect\ndef test_x():\n    inspect.signature(f)\n")
+    assert mutation.only_unevaluated_annotations_differ(ANNOTATED, mutated, [test]) is False
+
+
+def test_an_annotation_mutant_survives_when_its_tests_run(mutation, tmp_path):
+    # the premise of the shortcut, on real imports: evaluated, 'float & None' fails (a TypeError at
+    # import); kept as a string, the mutated module behaves as the original does
+    import importlib.util
+    plain = ANNOTATED.replace("@dataclass\n", "")
+    mutated = plain.replace("-> float | None:", "-> float & None:")
+
+    def load(name, text):
+        (tmp_path / f"{name}.py").write_text(text)
+        spec = importlib.util.spec_from_file_location(name, tmp_path / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    with pytest.raises(TypeError, match="unsupported operand"):
+        load("eager", mutated.replace("from __future__ import annotations\n", ""))
+    for name, text in (("original", plain), ("mutant", mutated)):
+        part = load(name, text).Part()
+        assert part.rate(6) is None
+        part.end = 4
+        assert part.rate(6) == 7
+    (tmp_path / "test_x.py").write_text("")
+    assert mutation.only_unevaluated_annotations_differ(plain, mutated, [tmp_path / "test_x.py"])
+
+
 def test_an_interrupted_run_is_reported_as_partial(mutation, tmp_path, monkeypatch):
     monkeypatch.setattr(mutation, "EQUIVALENTS", tmp_path / "none.toml")
     whole = {"module": "core.registry", "source": "almatools/registry.py", "date": "2026-12-02", "commit": "abc",
