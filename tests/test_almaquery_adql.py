@@ -337,6 +337,11 @@ def test_several_bands_are_the_alternatives_of_each_band(asked):
     assert all(c.startswith("(band_list=") and c.count("((") == 0 for c in one)
 
 
+def test_no_band_is_refused_not_written_as_empty_parentheses():
+    with pytest.raises(ValueError, match=r"give at least one band"):
+        adql.band_clause([])
+
+
 # ---------------------------------------------------------------------------------------------- uids
 
 def test_uids_in_either_spelling_and_blank_items_are_skipped():

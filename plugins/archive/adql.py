@@ -213,7 +213,9 @@ def uid_clause(column: str, value) -> str:
 
 
 def band_clause(bands: list[int]) -> str:
-    """Bands as whole tokens of the space-separated ``band_list``."""
+    """Bands as whole tokens of the space-separated ``band_list`` (at least one: no band is no clause)."""
+    if not bands:
+        raise ValueError("band_clause: give at least one band (an empty list would be the invalid ADQL '()')")
     parts = []
     for b in bands:
         s = str(int(b))
