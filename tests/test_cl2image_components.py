@@ -329,6 +329,23 @@ def test_ecsv_takes_the_units_of_its_columns(tmp_path):
     assert (c.major, c.minor, c.pa_deg) == pytest.approx((1.2 * ARCSEC, 0.6 * ARCSEC, math.degrees(0.5)), rel=1e-9)
 
 
+def test_ecsv_units_casa_does_not_know_are_converted_by_astropy(tmp_path):
+    # right ascension in hours, as SkyCoord.ra.to(u.hourangle) writes it; CASA's quanta has no 'hourangle'
+    ra = Angle("10h01m02.5s")
+    t = Table({"ra": [ra.hourangle] * u.hourangle, "dec": [-30.5] * u.deg, "flux": [0.25] * u.Jy,
+               "freq": [100.0] * u.GHz, "shape": ["gaussian"], "majoraxis": [2.0] * u.arcsec,
+               "minoraxis": [1.0] * u.arcsec, "positionangle": [1.0] * u.hourangle})
+    t.write(tmp_path / "h.ecsv")
+    c, = C.from_table(tmp_path / "h.ecsv", "Jy")
+    assert (c.ra, c.dec) == pytest.approx((ra.rad, math.radians(-30.5)), rel=0, abs=1e-12)
+    assert c.pa_deg == pytest.approx(15.0, rel=1e-12) and c.flux[0] == 0.25 and c.freq_hz == pytest.approx(1e11)
+    # a unit that does not convert is still refused, naming the column's parameter and the value
+    Table({"ra": [150.0] * u.deg, "dec": [-30.0] * u.deg, "flux": [1.0] * u.K, "freq": [1.0] * u.GHz}).write(
+        tmp_path / "k.ecsv")
+    with refused("flux", "component 0: must be a quantity in Jy"):
+        C.from_table(tmp_path / "k.ecsv", "Jy")
+
+
 @pytest.mark.parametrize("header,missing", [("direction,freq", "flux"), ("direction,flux", "freq"),
                                             ("ra,flux,freq", r"direction \(or ra and dec\)"),
                                             ("dec,flux,freq", r"direction \(or ra and dec\)"),

@@ -203,6 +203,7 @@ def from_table(path: Path, fluxunit: str) -> list[Component]:
     ``positionangle``, ``spectralindex``, ``label``.  Numeric columns take their
     unit from the table (ECSV) or are read as Jy, Hz, arcsec and deg.
     """
+    from astropy import units as u
     from astropy.table import Table
     try:
         table = Table.read(path, format="ascii.ecsv" if path.suffix.lower() == ".ecsv" else "ascii.csv")
@@ -220,6 +221,11 @@ def from_table(path: Path, fluxunit: str) -> list[Component]:
             return default
         col = table[names[name]]
         value = row[names[name]]
+        if col.unit is not None and default_unit is not None:
+            try:  # astropy knows units CASA's quanta does not (hourangle, ...); CASA reads the result
+                return f"{float((value * col.unit).to_value(default_unit))!r} {default_unit}"
+            except (u.UnitsError, ValueError, TypeError):  # not convertible: refused below, naming the value
+                return f"{value} {col.unit.to_string()}"
         if col.unit is not None:
             return f"{value} {col.unit.to_string()}"
         if isinstance(value, str) or default_unit is None:
