@@ -23,6 +23,9 @@ Why it is shaped like this:
   a mutant of code that runs when called; a mutant of a line run only at import (a definition,
   a default, a constant) runs the full test files, since a test can see it without running a
   line of the module (a dataclass's generated methods, a constant it reads).
+* A test taking PER_TEST_FACTOR times its unmutated duration (at least PER_TEST_FLOOR seconds)
+  fails as timed out, like a run over its time-out: a mutant that makes a transfer wait out its
+  retries costs seconds, not the minutes of the whole run's time-out.
 * A mutant that changes only annotations never evaluated (``from __future__ import annotations``)
   is not tested: it survives any test that does not read annotations, and running the full test
   files for each (``int | None`` → ``int & None``) would cost minutes apiece.  It is recorded as
@@ -62,6 +65,10 @@ TARGET = 0.90
 #: address-space bound of each test run in the test server: a mutant that appends in an endless
 #: loop fails with MemoryError in seconds instead of taking the shared machine's memory
 MEMORY_LIMIT = 4 * 2**30
+#: a test running this many times longer than it did unmutated (and at least PER_TEST_FLOOR seconds)
+#: is stopped and fails: a mutant that makes a download wait out its retries is killed in seconds,
+#: not at the whole run's time-out (4 x the baseline run, minutes)
+PER_TEST_FACTOR, PER_TEST_FLOOR = 5.0, 20.0
 
 #: module name -> (source file, the test files that exercise it).  Test files, not test names: a
 #: mutant's relevant tests inside them are found by coverage at run time.
@@ -481,7 +488,7 @@ def serve(work: Path) -> None:
                 os.dup2(log, 1)
                 os.dup2(log, 2)
                 try:
-                    status = int(pytest.main([*PYTEST[2:], *args]))
+                    status = int(pytest.main([*PYTEST[2:], *args], plugins=[per_test_timeout(state["durations"])]))
                 except BaseException:
                     status = 3
                 os._exit(status)
@@ -564,6 +571,38 @@ def run_module(module: str, base: Path, src: Path, python: Path, commit: str) ->
         # an interrupted mutant may be left applied in the scratch copy; the figures are still the session's
         (src / source).write_text((work / "pristine.py").read_text())
     return summarise(module, session, time.monotonic() - start, commit)
+
+
+def per_test_limit(durations: dict[str, float], nodeid: str) -> float | None:
+    """Seconds test *nodeid* may take with a mutant (None: it has no unmutated duration, no limit)."""
+    took = durations.get(nodeid)
+    return None if took is None else max(PER_TEST_FLOOR, PER_TEST_FACTOR * took)
+
+
+def per_test_timeout(durations: dict[str, float]):
+    """pytest plugin for the test server's runs: a test over its :func:`per_test_limit` fails with
+    TimeoutError, raised in the main thread by SIGALRM (the run's own time-out still holds)."""
+    import signal
+
+    import pytest
+
+    class PerTestTimeout:
+        @pytest.hookimpl(wrapper=True)
+        def pytest_runtest_protocol(self, item, nextitem):
+            limit = per_test_limit(durations, item.nodeid)
+            if limit is None:
+                return (yield)
+
+            def expire(signum, frame):
+                raise TimeoutError(f"{item.nodeid}: over {limit:.0f} s, {PER_TEST_FACTOR:g} x its unmutated time")
+            previous = signal.signal(signal.SIGALRM, expire)
+            signal.setitimer(signal.ITIMER_REAL, limit)
+            try:
+                return (yield)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+    return PerTestTimeout()
 
 
 def _interrupt(signum, frame):

@@ -8,6 +8,7 @@ results and verdicts give.
 
 import importlib.util
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -177,6 +178,40 @@ def test_an_annotation_mutant_survives_when_its_tests_run(mutation, tmp_path):
         assert part.rate(6) == 7
     (tmp_path / "test_x.py").write_text("")
     assert mutation.only_unevaluated_annotations_differ(plain, mutated, [tmp_path / "test_x.py"])
+
+
+def test_per_test_limits_scale_the_unmutated_duration_with_a_floor(mutation):
+    durations = {"t.py::quick": 0.5, "t.py::slow": 30.0}
+    assert mutation.per_test_limit(durations, "t.py::quick") == mutation.PER_TEST_FLOOR
+    assert mutation.per_test_limit(durations, "t.py::slow") == 30.0 * mutation.PER_TEST_FACTOR
+    assert mutation.per_test_limit(durations, "t.py::new") is None
+
+
+def test_a_test_over_its_limit_fails_and_the_run_goes_on_in_seconds(tmp_path):
+    # in a fresh process, as the test server's child runs pytest: a sleeping test and one waiting on a
+    # thread are stopped at their limit; a test without an unmutated duration has none
+    (tmp_path / "test_slow.py").write_text(
+        "import threading, time\n"
+        "def test_sleeps():\n    time.sleep(60)\n"
+        "def test_waits_on_a_thread():\n    t = threading.Thread(target=time.sleep, args=(60,), daemon=True)\n"
+        "    t.start()\n    t.join()\n"
+        "def test_unmeasured():\n    time.sleep(1.0)\n")
+    script = (
+        "import importlib.util, sys, time, pytest\n"
+        f"spec = importlib.util.spec_from_file_location('m', {str(ROOT / 'benchmarks' / 'mutation.py')!r})\n"
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+        "m.PER_TEST_FLOOR = 0.5\n"
+        "durations = {'test_slow.py::test_sleeps': 0.01, 'test_slow.py::test_waits_on_a_thread': 0.01}\n"
+        "t0 = time.monotonic()\n"
+        "status = pytest.main(['-q', '-p', 'no:cacheprovider', 'test_slow.py'], plugins=[m.per_test_timeout(durations)])\n"
+        "print('STATUS', int(status), 'SECONDS', time.monotonic() - t0)\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    status, seconds = out.stdout.split("STATUS ")[1].split(" SECONDS ")
+    assert int(status) == 1 and float(seconds) < 20, out.stdout
+    assert "2 failed, 1 passed" in out.stdout, out.stdout
+    assert "FAILED test_slow.py::test_sleeps - TimeoutError" in out.stdout
+    assert "FAILED test_slow.py::test_waits_on_a_thread - TimeoutError" in out.stdout
+    assert "over 0 s, 5 x its unmutated time" in out.stdout
 
 
 def test_an_interrupted_run_is_reported_as_partial(mutation, tmp_path, monkeypatch):
