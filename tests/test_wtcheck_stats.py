@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 import scipy.stats
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from almatools.plugins.weights import stats
@@ -310,6 +310,53 @@ def test_excluding_a_line_lowers_the_reference():
     out, level, sig, reliable, note = detect_lines(powers(p3, nrows=2500))
     assert not out.any() and reliable is False
     assert level[1] == pytest.approx(1.3) and sig[1] == pytest.approx(sigmas_of(1.3, 2500), rel=1e-6)
+
+
+def one_round(p, out, orders, sigmas=5.0, half=4):
+    """The blocks one more round would exclude given the exclusions *out* (and their neighbours), from
+    the documented rule: the order-3 reference is the median of the kept blocks, the order-1 and -2
+    references the median of the kept blocks within +-half; a block stands out by (level - 1) / (SE / sqrt n)."""
+    nb = len(out)
+    meds = {k: np.array([np.median(p[k][:, b, :]) for b in range(nb)]) for k in orders}
+    n = p[3].shape[0] * p[3].shape[2]
+    core = np.zeros(nb, bool)
+    for k in orders:
+        kept = [b for b in range(nb) if not out[b]]
+        for b in range(nb):
+            near = kept if k == 3 else [j for j in kept if abs(j - b) <= half]
+            if near:
+                ref = np.median(meds[k][near])
+                core[b] |= (meds[k][b] / ref - 1) / (SE / math.sqrt(n)) > sigmas
+    grown = core.copy()
+    grown[1:] |= core[:-1]
+    grown[:-1] |= core[1:]
+    return grown
+
+
+@pytest.mark.parametrize("phase", [0, 1, 2])
+def test_a_ripple_in_the_first_differences_settles_on_the_third_differences(phase):
+    # a period-3 ripple: each round's exclusions moved the local references enough to clear the blocks that
+    # caused them, and after 20 rounds the flip-flop's last state came back as reliable exclusions
+    p1 = np.where((np.arange(30) + phase) % 3 == 0, 2.9, 1.0)
+    p = powers(np.ones(30), nrows=400, p1=p1)
+    out, level, sig, reliable, note = detect_lines(p)
+    assert not out.any() and reliable and note.startswith("first and second differences stand out over most")
+    assert one_round(p, np.zeros(30, bool), (1, 2, 3)).any()  # the ripple does stand out at first
+
+
+@settings(max_examples=150, deadline=None)
+@given(p1=st.lists(st.sampled_from([1.0, 1.4, 2.0, 2.9]), min_size=8, max_size=30),
+       p3=st.lists(st.sampled_from([1.0, 1.0, 1.2, 1.6, 3.0]), min_size=30, max_size=30))
+def test_exclusions_are_a_fixed_point_of_the_rule(p1, p3):
+    # whatever the pattern, the exclusions returned are closed under one more round of the rule (with the
+    # orders that produced them): the answer cannot depend on where an iteration happened to stop
+    nb = len(p1)
+    p = powers(np.array(p3[:nb]), nrows=400, p1=p1)
+    out, level, sig, reliable, note = detect_lines(p)
+    if reliable and out.any():
+        orders = (1, 2, 3) if note == "" else (3,)
+        assert not (one_round(p, out, orders) & ~out).any()
+        assert out.sum() <= nb / 2
 
 
 def test_standard_errors_grow_with_the_samples():

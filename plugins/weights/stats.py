@@ -219,7 +219,7 @@ def detect_lines(powers: dict[int, np.ndarray], sigmas: float = LINE_SIGMAS):
     than *sigmas* standard errors.  The first and second differences catch what
     a third difference can cancel by coincidence (a two-channel spike in the
     ratio 3:1).  Excluded blocks grow by one block on each side (a line's
-    wings), iterated to a fixed point.  Returns (excluded (bool per block), each
+    wings), iterated to a fixed point; a block once excluded stays excluded.  Returns (excluded (bool per block), each
     block's level over its reference, its excess in standard errors, reliable,
     note); when more than half of the blocks would go, only the third
     differences' exclusions are kept, and when those too cover more than half,
@@ -234,7 +234,9 @@ def detect_lines(powers: dict[int, np.ndarray], sigmas: float = LINE_SIGMAS):
     def flagged(orders):
         out = np.zeros(nblocks, bool)
         level = sig = np.full(nblocks, np.nan)
-        for _ in range(20):  # to a fixed point: excluding a line lowers the references
+        for _ in range(nblocks + 1):  # to a fixed point: excluding a line lowers the references
+            if not (usable & ~out).any():
+                break  # everything is excluded: no reference is left (the caller then falls back)
             worst_sig, worst_level = np.full(nblocks, -np.inf), np.full(nblocks, np.nan)
             for k in orders:
                 med, n = meds[k]
@@ -252,9 +254,12 @@ def detect_lines(powers: dict[int, np.ndarray], sigmas: float = LINE_SIGMAS):
             grown = core.copy()
             grown[1:] |= core[:-1]
             grown[:-1] |= core[1:]
-            if np.array_equal(grown, out):
+            # a block once excluded stays excluded: the exclusions only grow, so the loop ends (within
+            # nblocks rounds) instead of flip-flopping when a round's exclusions change the references
+            # enough to clear the blocks that caused them (a ripple in the first differences)
+            if not (grown & ~out).any():
                 break
-            out = grown
+            out |= grown
         return out, level, sig
 
     half = 0.5 * usable.sum()
