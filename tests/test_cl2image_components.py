@@ -309,6 +309,19 @@ def test_csv_with_directions_and_default_units(tmp_path):
     assert b.flux[0] == pytest.approx(3e-3) and b.freq_hz == 1e11 and b.shape == "point" and b.index == 0.0
 
 
+def test_csv_columns_mixing_numbers_and_quantities(tmp_path):
+    # astropy reads such a column as text: its bare numbers still take the column's default unit
+    path = tmp_path / "m.csv"
+    path.write_text("ra,dec,flux,freq,majoraxis,shape\n"
+                    "150.0,-30.0,1.5,230GHz,0.5arcmin,gaussian\n"
+                    "02h30m00.0s,-30.0,2mJy,1e11,1.5,disk\n")
+    a, b = C.from_table(path, "mJy")
+    assert (a.ra, a.dec, b.ra) == pytest.approx((RA0, DEC0, math.radians(37.5)), rel=0, abs=1e-12)
+    assert (a.flux[0], b.flux[0]) == pytest.approx((1.5e-3, 2e-3), rel=1e-12)
+    assert (a.freq_hz, b.freq_hz) == pytest.approx((230e9, 1e11), rel=1e-12)
+    assert (a.major, b.major) == pytest.approx((30 * ARCSEC, 1.5 * ARCSEC), rel=1e-12)
+
+
 def test_csv_with_ra_and_dec_in_degrees(tmp_path):
     path = tmp_path / "c.csv"
     path.write_text("ra,dec,flux,freq\n150.0,-30.0,1.5,1e9\n-10,45,1,1e9\n")

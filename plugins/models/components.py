@@ -228,8 +228,13 @@ def from_table(path: Path, fluxunit: str) -> list[Component]:
                 return f"{value} {col.unit.to_string()}"
         if col.unit is not None:
             return f"{value} {col.unit.to_string()}"
-        if isinstance(value, str) or default_unit is None:
+        if default_unit is None:
             return value
+        if isinstance(value, str):  # a text column (numbers mixed with quantities): a bare number takes the unit too
+            try:
+                float(value)
+            except ValueError:
+                return value
         return f"{value} {default_unit}"
 
     comps = []
