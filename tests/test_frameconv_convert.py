@@ -244,6 +244,8 @@ def test_solar_system_bodies(me):
     ("J2000 12x 0deg", "'12x' is not a finite angle"),
     ("J2000 nan 0deg", "'nan' is not a finite angle"),
     ("J2000 infdeg 0deg", "'infdeg' is not a finite angle"),
+    ("J2000 1e400deg 0deg", "'1e400deg' is not a finite angle"),  # CASA: the largest double
+    ("J2000 -1e300h 0deg", "'-1e300h' is not a finite angle"),
     ("J2000 10m 0deg", "'10m' is not a finite angle"),  # a length
     ("J2000 0deg 5Jy", "'5Jy' is not a finite angle"),
     ("J2000 0deg 90.001deg", "the latitude '90.001deg' is not an angle within ±90 degrees"),

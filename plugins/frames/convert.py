@@ -147,7 +147,8 @@ def parse_direction(me, text: str):
             q = qa.quantity(value)
         except RuntimeError:  # CASA's quantity parser: 'nan', 'infdeg', '12x'
             q = None
-        if not q or not (qa.isangle(q) or qa.compare(q, qa.quantity("1h"))) or not math.isfinite(q["value"]):
+        # CASA reads an overflowing number ('1e400deg') as the largest double: finite, but no angle meant
+        if not q or not (qa.isangle(q) or qa.compare(q, qa.quantity("1h"))) or not abs(q["value"]) < 1e300:
             raise FrameError(f"{text!r}: {value!r} is not a finite angle")
         quantities.append(q)
     # casacore would fold a latitude beyond the pole into another direction without a word
