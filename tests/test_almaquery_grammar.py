@@ -197,3 +197,180 @@ def test_the_archive_spellings_of_frequency_support_are_read():
     assert abs(row["spectral_resolution"] / 1e3 / ws[0].resolution_khz - 1) < 0.03
     older = coverage.parse_support("[100.63..101.57GHz,488.28kHz, XX YY] U [102.43..103.37GHz,488.28kHz, XX YY]")
     assert [w.pols for w in older] == ["XX YY", "XX YY"] and older[1].lo_ghz == 102.43
+
+
+# ------------------------------------------------------------------ the grammar's rules at their edges
+# Expected values: datetime arithmetic written out, astropy's own unit conversions, the documented errors.
+
+from datetime import datetime, timedelta  # noqa: E402
+
+from almatools.plugins.archive.grammar import (MAX_DEPTH, MAX_UNIT, Not, Or, Range, SearchSyntaxError,  # noqa: E402
+                                               Text, Value, number_reader, parse, parse_dates, parse_numbers,
+                                               parse_text, read_date)
+
+
+def refused(why):
+    return pytest.raises(SearchSyntaxError, match=why)
+
+
+@pytest.mark.parametrize("text, start, step", [
+    ("2020-03-03", datetime(2020, 3, 3), timedelta(days=1)),
+    ("03-03-2020", datetime(2020, 3, 3), timedelta(days=1)),
+    ("2020/3/3", datetime(2020, 3, 3), timedelta(days=1)),
+    ("2020-03-03T12:30", datetime(2020, 3, 3, 12, 30), timedelta(minutes=1)),
+    ("2020-03-03 12:30:15", datetime(2020, 3, 3, 12, 30, 15), timedelta(seconds=1)),
+    ("2020/03/03/12:30:15", datetime(2020, 3, 3, 12, 30, 15), timedelta(seconds=1)),
+    ("2020-03-03T12:30:15.5", datetime(2020, 3, 3, 12, 30, 15, 500000), timedelta(milliseconds=100)),
+    ("2020-03-03T12:30:15.25", datetime(2020, 3, 3, 12, 30, 15, 250000), timedelta(milliseconds=10)),
+    ("2020-03-03T12:30:15.123456", datetime(2020, 3, 3, 12, 30, 15, 123456), timedelta(microseconds=1)),
+    ("2020-03-03T00:00:00", datetime(2020, 3, 3), timedelta(seconds=1)),  # zeros are still a given time
+    ("  2020-03-03  ", datetime(2020, 3, 3), timedelta(days=1)),
+])
+def test_a_date_is_the_interval_of_its_last_written_digit(text, start, step):
+    assert read_date(text) == (start, start + step)
+
+
+def test_the_last_representable_day_ends_at_the_largest_datetime():
+    assert read_date("9999-12-31") == (datetime(9999, 12, 31), datetime.max)
+    assert read_date("9999-12-31T23:59:59") == (datetime(9999, 12, 31, 23, 59, 59), datetime.max)
+    assert read_date("9999-12-30") == (datetime(9999, 12, 30), datetime(9999, 12, 31))
+
+
+@pytest.mark.parametrize("text, why", [
+    ("2021-02-29", r"is not a calendar date \(day is out of range for month\)"),
+    ("12-31-2020", r"is not a calendar date \(month must be in 1\.\.12\)"),  # day-month-year
+    ("2020-03-03T24:00", r"is not a calendar date \(hour must be in 0\.\.23\)"),
+    ("2020-03", r"is not a date \(yyyy-mm-dd, dd-mm-yyyy or yyyy/mm/dd, optionally with Thh:mm\[:ss\]\)"),
+    ("03-03-2020T12:00", "is not a date"),  # a time only with the year first
+    ("2020-03-03T12:30:15.1234567", "is not a date"),
+])
+def test_dates_that_are_not_are_refused(text, why):
+    with refused(why):
+        read_date(text)
+
+
+def test_date_terms_are_half_open_intervals():
+    d = datetime(2020, 3, 3)
+    assert parse_dates("2020-03-03") == Range(d, d + timedelta(days=1), hi_open=True)
+    assert parse_dates("<2020-03-03") == Range(None, d + timedelta(days=1), hi_open=True)  # up to its end
+    assert parse_dates(">=2020-03-03") == Range(d, None, hi_open=True)
+    assert parse_dates("2020-03-03..2020-03-03") == Range(d, d + timedelta(days=1), hi_open=True)
+    assert parse_dates("2020-03-03T12:00..2020-03-03T12:00") == \
+        Range(d + timedelta(hours=12), d + timedelta(hours=12, minutes=1), hi_open=True)
+    with refused("is an empty range"):
+        parse_dates("2020-03-04..2020-03-03")
+
+
+def test_bare_numbers_take_the_search_box_unit():
+    read = number_reader("GHz", "Hz")
+    assert read("230") == (230e9, False) and read(" -1.5e-3 ") == (-1.5e6, False) and read(".5") == (0.5e9, False)
+    assert number_reader("arcsec")("0.1") == (0.1, False)  # column in the box's unit
+    assert number_reader("")("12") == (12.0, False)
+
+
+def test_numbers_with_a_unit_are_converted_by_astropy():
+    read = number_reader("GHz", "Hz", u.spectral())
+    assert read("1800 MHz") == (pytest.approx(1.8e9, rel=1e-15), False)
+    value, flipped = read("1.3mm")  # a wavelength for a frequency: the order runs the other way
+    assert flipped and value == pytest.approx((1.3 * u.mm).to_value(u.Hz, u.spectral()), rel=1e-15)
+    value, flipped = number_reader("arcsec", "deg")("2arcmin")
+    assert (value, flipped) == (pytest.approx(2 / 60, rel=1e-15), False)
+
+
+@pytest.mark.parametrize("unit, text, why", [
+    ("GHz", "abc", r"is not a number \(with an optional unit, e.g. '2GHz'\)"),
+    ("", "abc", r"is not a number$|is not a number'"),
+    ("", "2GHz", "takes a plain number, without a unit"),
+    ("GHz", "1e400", "is not a finite number"),
+    ("GHz", "1e300 THz", "is out of range once converted to Hz"),
+    ("GHz", "2 Jy", r"needs a unit convertible to GHz; got 'Jy'"),
+    ("GHz", "2 furlongs", r"needs a unit convertible to GHz; got 'furlongs'"),
+    ("GHz", "2 \u00b5m", "has no unit astropy knows"),
+    ("GHz", "2 " + "k" * (MAX_UNIT - 1) + "Hz", "has no unit astropy knows"),
+])
+def test_numbers_that_are_not_are_refused(unit, text, why):
+    with refused(why):
+        number_reader(unit, "Hz" if unit else "", u.spectral())(text)
+
+
+def test_a_unit_of_the_longest_length_is_still_read():
+    given = "GHz s" + " " * (MAX_UNIT - 8) + "/ s"  # exactly MAX_UNIT characters after the number
+    assert len(given) == MAX_UNIT
+    assert number_reader("Hz")("2 " + given) == (pytest.approx(2e9, rel=1e-15), False)
+    with refused("has no unit astropy knows"):
+        number_reader("Hz")("2 " + given.replace("/", " /"))
+
+
+def test_numeric_terms():
+    read = number_reader("GHz", "Hz", u.spectral())
+    mm = {k: (k * u.mm).to_value(u.Hz, u.spectral()) for k in (1, 2, 3)}
+    assert parse_numbers("230", read) == Value(230e9)
+    assert parse_numbers("<5", read) == parse_numbers("<=5", read) == Range(None, 5e9)
+    assert parse_numbers(">5", read) == parse_numbers(">= 5", read) == Range(5e9, None)
+    assert parse_numbers("<2mm", read) == Range(mm[2], None)  # shorter than 2 mm: higher frequencies
+    assert parse_numbers(">2mm", read) == Range(None, mm[2])
+    assert parse_numbers("1800..1900MHz", read) == Range(pytest.approx(1.8e9), pytest.approx(1.9e9))
+    assert parse_numbers("1800MHz..1900", read) == Range(pytest.approx(1.8e9), pytest.approx(1.9e9))
+    assert parse_numbers("1mm..3mm", read) == Range(pytest.approx(mm[3]), pytest.approx(mm[1]))
+    assert parse_numbers("100GHz..2mm", read) == Range(pytest.approx(1e11), pytest.approx(mm[2]))
+    assert parse_numbers("2mm..100GHz", read) == Range(pytest.approx(1e11), pytest.approx(mm[2]))
+    assert parse_numbers("5..5", read) == Range(5e9, 5e9)
+    assert parse_numbers("1|!(2..3)", read) == Or((Value(1e9), Not(Range(2e9, 3e9))))
+
+
+@pytest.mark.parametrize("text, why", [
+    ("3..2", r"is an empty range \(the first end is larger\)"),
+    ("3mm..1mm", "is an empty range"),  # as frequencies: 100 GHz .. 300 GHz reversed
+    ("<", "'<' needs a value after it"),
+    (">= ", "'>=' needs a value after it"),
+    ("1..2..3", "a range is 'a..b' with both ends given"),
+    ("..2", "a range is 'a..b' with both ends given"),
+    ("2.. ", "a range is 'a..b' with both ends given"),
+    ("1(2)", "has a parenthesis inside a value"),
+])
+def test_numeric_terms_that_are_not_are_refused(text, why):
+    with refused(why):
+        parse_numbers(text, number_reader("GHz", "Hz", u.spectral()))
+
+
+def test_structure_groups_negations_and_alternatives():
+    assert parse_text(" a | (b|c) | !d ") == Or((Text("a"), Or((Text("b"), Text("c"))), Not(Text("d"))))
+    assert parse_text("((a))") == Text("a") and parse_text("!!a") == Not(Not(Text("a")))
+    assert parse_text("(a)b") == Text("(a)b")  # a group only when its ')' ends the alternative
+    with refused("is not text"):
+        parse(5, Text)
+
+
+@pytest.mark.parametrize("text, why", [
+    ("a||b", r"an alternative is empty \(nothing between '\|', '\(' or '\)'\)"),
+    ("a|", "an alternative is empty"),
+    ("()", "an alternative is empty"),
+    ("!", "an alternative is empty"),
+    ("a)", r"'\)' at position 2 closes nothing"),
+    ("(a", r"'\(' at position 1 is never closed"),
+    ("((a)", r"'\(' at position 1 is never closed"),
+])
+def test_structure_errors_say_where(text, why):
+    with refused(why):
+        parse_text(text)
+
+
+def test_nesting_is_bounded_by_max_depth():
+    assert parse_text("(" * MAX_DEPTH + "a" + ")" * MAX_DEPTH) == Text("a")
+    with refused(f"parentheses nested deeper than {MAX_DEPTH}"):
+        parse_text("(" * (MAX_DEPTH + 1) + "a" + ")" * (MAX_DEPTH + 1))
+    term = parse_text("!" * MAX_DEPTH + "a")
+    for _ in range(MAX_DEPTH):
+        term = term.term
+    assert term == Text("a")
+    with refused(f"groups and '!' nested deeper than {MAX_DEPTH}"):
+        parse_text("!" * (MAX_DEPTH + 1) + "a")
+    with refused(f"groups and '!' nested deeper than {MAX_DEPTH}"):
+        parse_text("!" * (MAX_DEPTH - 1) + "(!a)")
+
+
+def test_long_values_are_shortened_in_errors():
+    with refused(r"cannot read '" + "x" * 200 + "…': is not a number"):
+        number_reader("")("x" * 500)
+    err = SearchSyntaxError(["a"], "why")
+    assert str(err) == "cannot read ['a']: why" and err.value == ["a"] and err.why == "why"

@@ -134,7 +134,7 @@ def _alternative(text, i, j, match, atom, depth) -> Term:
     i, j = _strip(text, i, j)
     if i == j:
         raise SearchSyntaxError(text, "an alternative is empty (nothing between '|', '(' or ')')")
-    if depth >= MAX_DEPTH:
+    if depth > MAX_DEPTH:  # as many levels as parentheses alone may have (_match_parentheses)
         raise SearchSyntaxError(text, f"groups and '!' nested deeper than {MAX_DEPTH}")
     if text[i] == "!":
         return Not(_alternative(text, i + 1, j, match, atom, depth + 1))
