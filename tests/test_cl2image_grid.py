@@ -611,6 +611,28 @@ def test_ms_template_takes_imsize_and_cell_as_the_parameters_do(vis):
         G.grid_from_template(Path(vis), "", "0", "I", [4000], ["1deg"])
 
 
+def test_ms_template_of_a_mosaic_name_is_centred_on_its_first_field(tmp_path):
+    # ALMA mosaics give every pointing the source's name; like tclean's default phasecenter, the
+    # grid takes the first of them (and a field index picks any one)
+    from pathlib import Path
+
+    from almatools.testing import simulate_ms
+    pointings = [("J2000", "11h01m51.9s", "-34d42m17.0s"), ("J2000", "11h01m53.9s", "-34d42m07.0s")]
+    vis = simulate_ms(tmp_path / "m.ms", [("SPW0", 230.0e9, 10e6, 2)], field="MOS", pointings=pointings,
+                      duration_s=120.0)
+    tb = casatools().table()
+    try:
+        tb.open(f"{vis}/FIELD", nomodify=False)
+        tb.putcol("NAME", np.array(["MOS", "MOS"]))
+    finally:
+        tb.done()
+    first, second = (SkyCoord(ra, dec) for _, ra, dec in pointings)
+    g = G.grid_from_template(Path(vis), "MOS", "0", "I", [16], ["0.1arcsec"])
+    assert (g.ra0, g.dec0) == pytest.approx((first.ra.rad, first.dec.rad), abs=1e-9)
+    g = G.grid_from_template(Path(vis), "1", "0", "I", [16], ["0.1arcsec"])
+    assert (g.ra0, g.dec0) == pytest.approx((second.ra.rad, second.dec.rad), abs=1e-9)
+
+
 def test_ms_template_refusals(vis):
     from pathlib import Path
     # an unknown name and an index beyond the FIELD table (msmetadata raises for both)
