@@ -261,6 +261,9 @@ def test_derived_imsize_at_a_good_size_stays_there():
     assert (g.nx, g.ny) == (64, 64)
     g = grid([point(0.5, 0.25)], cell=[cell, -4 * cell], phasecenter="J2000 0.5rad 0.25rad", beam_major=8 * cell)
     assert (g.nx, g.ny) == (64, 64)
+    # a fraction of a pixel over: 2 x 24.375 + 16 = 64.75 needs 65, so 72 (all exact in binary)
+    g = grid([point(0.5, 0.25)], cell=[cell], phasecenter="J2000 0.5rad 0.25rad", beam_major=8.125 * cell)
+    assert (g.nx, g.ny) == (72, 72)
 
 
 def test_derived_imsize_refused_just_beyond_max_derived_pixels():
