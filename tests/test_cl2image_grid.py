@@ -372,6 +372,13 @@ def test_a_start_not_above_zero_is_refused_naming_start(start):
     assert e.value.value == start  # the value shown is the start's, not the width's
 
 
+def test_any_start_above_zero_is_a_frequency():
+    # the bound is 0 Hz, not 1 Hz: half a hertz, with channels 0.25 Hz apart, is a grid
+    g = grid([point(RA0, DEC0)], imsize=[8], cell=["1arcsec"], phasecenter=CENTRE, nchan=2, start="0.5Hz",
+             width="0.25Hz")
+    assert g.frequencies() == pytest.approx([0.5, 0.75], rel=1e-15)
+
+
 def test_channels_beyond_the_largest_double_are_refused_naming_width():
     with refused("width", "all must be > 0"):
         grid([point(RA0, DEC0)], imsize=[8], cell=["1arcsec"], phasecenter=CENTRE, nchan=10**12, start="1e299Hz",
