@@ -221,12 +221,12 @@ def from_table(path: Path, fluxunit: str) -> list[Component]:
             return default
         col = table[names[name]]
         value = row[names[name]]
-        if col.unit is not None and default_unit is not None:
-            try:  # astropy knows units CASA's quanta does not (hourangle, ...); CASA reads the result
-                return f"{float((value * col.unit).to_value(default_unit))!r} {default_unit}"
-            except (u.UnitsError, ValueError, TypeError):  # not convertible: refused below, naming the value
-                return f"{value} {col.unit.to_string()}"
         if col.unit is not None:
+            if default_unit is not None:
+                try:  # astropy knows units CASA's quanta does not (hourangle, ...); CASA reads the result
+                    return f"{float((value * col.unit).to_value(default_unit))!r} {default_unit}"
+                except (u.UnitsError, ValueError, TypeError):
+                    pass  # not convertible: CASA refuses it below, naming the value and its unit
             return f"{value} {col.unit.to_string()}"
         if default_unit is None:
             return value

@@ -147,7 +147,7 @@ def grid_from_parameters(components: list[Component], imsize, cell, phasecenter,
                                      f"a side (more than {MAX_DERIVED_PIXELS}): give imsize, cell and phasecenter")
         nx = ny = good_size(need)
         log.info(f"imsize not given: {nx} x {ny} pixels to hold every component")
-    _check_projection(int(nx), int(ny), dx, dy, imsize, cell)
+    _check_projection(nx, ny, dx, dy, imsize, cell)
     if nchan < 1:
         raise TaskParameterError(TASK, "nchan", nchan, "must be at least 1")
     f0 = _q("start", start, "Hz") if start else components[0].freq_hz
@@ -158,7 +158,7 @@ def grid_from_parameters(components: list[Component], imsize, cell, phasecenter,
     if not (f0 > 0 and last > 0 and math.isfinite(last)):
         raise TaskParameterError(TASK, "start" if not f0 > 0 else "width", start if not f0 > 0 else width,
                                  f"gives channel frequencies from {f0:.6g} to {last:.6g} Hz: all must be > 0")
-    return Grid(int(nx), int(ny), dx, dy, ra0, dec0, f0, df, int(nchan), _stokes(stokes), outframe)
+    return Grid(nx, ny, dx, dy, ra0, dec0, f0, df, int(nchan), _stokes(stokes), outframe)
 
 
 def _increments(cell) -> tuple[float, float]:

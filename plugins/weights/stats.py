@@ -219,9 +219,9 @@ def detect_lines(powers: dict[int, np.ndarray], sigmas: float = LINE_SIGMAS):
     than *sigmas* standard errors.  The first and second differences catch what
     a third difference can cancel by coincidence (a two-channel spike in the
     ratio 3:1).  Excluded blocks grow by one block on each side (a line's
-    wings), iterated to a fixed point; a block once excluded stays excluded.  Returns (excluded (bool per block), each
-    block's level over its reference, its excess in standard errors, reliable,
-    note); when more than half of the blocks would go, only the third
+    wings), iterated to a fixed point; a block once excluded stays excluded.
+    Returns (excluded (bool per block), each block's level over its reference,
+    its excess in standard errors, reliable, note); when more than half of the blocks would go, only the third
     differences' exclusions are kept, and when those too cover more than half,
     nothing is excluded and the result is not reliable.
     """
