@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from astropy.coordinates import Angle
 from astropy.table import Table
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from almatools.casaenv import casatools
@@ -320,6 +320,38 @@ def test_csv_columns_mixing_numbers_and_quantities(tmp_path):
     assert (a.flux[0], b.flux[0]) == pytest.approx((1.5e-3, 2e-3), rel=1e-12)
     assert (a.freq_hz, b.freq_hz) == pytest.approx((230e9, 1e11), rel=1e-12)
     assert (a.major, b.major) == pytest.approx((30 * ARCSEC, 1.5 * ARCSEC), rel=1e-12)
+
+
+_CELLS = st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                   st.sampled_from(["", "1.5", "-0", "2mJy", "1e400", "3GHz", "0.5arcmin", "02h30m00.0s", "nan",
+                                    "5 furlongs", "x", "1,2", '"q"', "\u00b5Jy", "1e-400"]),
+                   st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12))
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(_CELLS, _CELLS, _CELLS, _CELLS), min_size=1, max_size=3),
+       unit=st.sampled_from([None, "deg", "hourangle", "Jy", "GHz", "K", "arcsec", "m"]))
+def test_any_table_is_read_or_refused_clearly(tmp_path_factory, rows, unit):
+    # CSV text of any kind, and ECSV columns with any unit: components, or a TaskParameterError
+    path = tmp_path_factory.mktemp("t") / "f.csv"
+    path.write_text("ra,dec,flux,freq\n" + "".join(
+        ",".join('"' + c.replace('"', '""').replace("\n", " ") + '"' for c in r) + "\n" for r in rows))
+    try:
+        comps = C.from_table(path, "Jy")
+    except TaskParameterError as exc:
+        assert exc.param in ("complist", "ra", "dec", "flux", "freq", "direction")
+    else:
+        assert len(comps) == len(rows) and all(math.isfinite(c.ra) and c.freq_hz > 0 for c in comps)
+    if unit is not None:
+        ecsv = path.with_suffix(".ecsv")
+        Table({"ra": [10.0] * u.Unit(unit), "dec": [-30.0] * u.deg, "flux": [1.0] * u.Jy,
+               "freq": [1.0] * u.GHz}).write(ecsv, overwrite=True)
+        try:
+            c, = C.from_table(ecsv, "Jy")
+        except TaskParameterError as exc:
+            assert exc.param == "ra" and u.Unit(unit).physical_type != "angle"
+        else:
+            assert c.ra == pytest.approx((10.0 * u.Unit(unit)).to_value(u.rad) % (2 * math.pi), abs=1e-12)
 
 
 def test_csv_with_ra_and_dec_in_degrees(tmp_path):
