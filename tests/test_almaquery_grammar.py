@@ -286,7 +286,9 @@ def test_numbers_with_a_unit_are_converted_by_astropy():
     ("GHz", "2 Jy", r"needs a unit convertible to GHz; got 'Jy'"),
     ("GHz", "2 furlongs", r"needs a unit convertible to GHz; got 'furlongs'"),
     ("GHz", "2 \u00b5m", "has no unit astropy knows"),
-    ("GHz", "2 " + "k" * (MAX_UNIT - 1) + "Hz", "has no unit astropy knows"),
+    ("GHz", "2 " + "k" * (MAX_UNIT - 1) + "Hz", f"has a unit longer than {MAX_UNIT} characters"),
+    # a newline inside the unit is part of the unit (re.S), not the end of the number
+    ("GHz", "230 G\nHz", r"needs a unit convertible to GHz; got 'G\\nHz'"),
 ])
 def test_numbers_that_are_not_are_refused(unit, text, why):
     with refused(why):
@@ -297,7 +299,7 @@ def test_a_unit_of_the_longest_length_is_still_read():
     given = "GHz s" + " " * (MAX_UNIT - 8) + "/ s"  # exactly MAX_UNIT characters after the number
     assert len(given) == MAX_UNIT
     assert number_reader("Hz")("2 " + given) == (pytest.approx(2e9, rel=1e-15), False)
-    with refused("has no unit astropy knows"):
+    with refused(f"has a unit longer than {MAX_UNIT} characters"):
         number_reader("Hz")("2 " + given.replace("/", " /"))
 
 
@@ -337,6 +339,7 @@ def test_structure_groups_negations_and_alternatives():
     assert parse_text(" a | (b|c) | !d ") == Or((Text("a"), Or((Text("b"), Text("c"))), Not(Text("d"))))
     assert parse_text("((a))") == Text("a") and parse_text("!!a") == Not(Not(Text("a")))
     assert parse_text("(a)b") == Text("(a)b")  # a group only when its ')' ends the alternative
+    assert parse_text("(a)|b") == Or((Text("a"), Text("b")))  # a '|' right after a group
     with refused("is not text"):
         parse(5, Text)
 
@@ -349,6 +352,8 @@ def test_structure_groups_negations_and_alternatives():
     ("a)", r"'\)' at position 2 closes nothing"),
     ("(a", r"'\(' at position 1 is never closed"),
     ("((a)", r"'\(' at position 1 is never closed"),
+    ("(a (b", r"'\(' at position 4 is never closed"),  # the innermost of two, where the typing stopped
+    ("a| ", "an alternative is empty"),  # blank after the last '|'
 ])
 def test_structure_errors_say_where(text, why):
     with refused(why):
@@ -369,8 +374,24 @@ def test_nesting_is_bounded_by_max_depth():
         parse_text("!" * (MAX_DEPTH - 1) + "(!a)")
 
 
+def test_the_bounds_are_the_ones_the_readme_states():
+    # README: "parentheses or `!` nested deeper than 20", "a unit longer than 24 characters"
+    assert MAX_DEPTH == 20 and MAX_UNIT == 24
+    assert parse_text("(" * 20 + "a" + ")" * 20) == Text("a")
+    with refused("nested deeper than 20"):
+        parse_text("(" * 21 + "a" + ")" * 21)
+    longest = "GHz s" + " " * 16 + "/ s"
+    assert len(longest) == 24 and number_reader("Hz")("2 " + longest) == (pytest.approx(2e9, rel=1e-15), False)
+    with refused("has a unit longer than 24 characters"):
+        number_reader("Hz")("2 " + longest.replace("/", " /"))
+
+
 def test_long_values_are_shortened_in_errors():
     with refused(r"cannot read '" + "x" * 200 + "…': is not a number"):
         number_reader("")("x" * 500)
+    with refused(r"cannot read '" + "x" * 200 + "': is not a number"):  # 200 characters are kept whole
+        number_reader("")("x" * 200)
+    with refused(r"cannot read '" + "x" * 200 + "…': is not a number"):
+        number_reader("")("x" * 201)
     err = SearchSyntaxError(["a"], "why")
     assert str(err) == "cannot read ['a']: why" and err.value == ["a"] and err.why == "why"

@@ -199,7 +199,9 @@ def _scale(unit: str, column_unit: str) -> float:
 
 def _convert(s: str, number: float, given: str, unit: str, column_unit: str, equivalencies) -> tuple[float, bool]:
     import astropy.units as u
-    if len(given) > MAX_UNIT or not given.isascii():
+    if len(given) > MAX_UNIT:  # bounded before astropy's parser sees it
+        raise SearchSyntaxError(s, f"has a unit longer than {MAX_UNIT} characters (expected a unit of {unit})")
+    if not given.isascii():
         raise SearchSyntaxError(s, f"has no unit astropy knows (expected a unit of {unit})")
     eq = equivalencies or []
     try:
