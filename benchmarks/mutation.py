@@ -36,8 +36,13 @@ Why it is shaped like this:
 * Two cores are shared: mutants run one at a time; a run of a module takes minutes to hours.
   Interrupted (Ctrl-C), a run records what it has done so far as a *partial* figure, which the
   report shows as such (so many of so many mutants run); ``--record WORK`` does the same for a
-  run going on in another process (its scratch ``work/<module>`` directory).  Run the module
-  again for its whole figure.
+  run going on in another process (its scratch ``work/<module>`` directory).  Both also keep the
+  outcomes in ``benchmarks/mutation-progress/<module>.json``; the module's next run carries them
+  over and runs only the mutants left, as long as the module's source is byte-identical (its
+  SHA-256 is kept), so a module whose run takes longer than a sitting (archive.download) is
+  completed over several.  The carried outcomes were measured with the tests of their own
+  commit (all listed in the record); tests added since can only kill more, so a carried
+  survivor is at worst one a later test would kill.  A complete run removes the file.
 """
 
 from __future__ import annotations
@@ -61,6 +66,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "mutation-results.json"
 REPORT = ROOT / "benchmarks" / "mutation-report.md"
 EQUIVALENTS = ROOT / "benchmarks" / "mutation-equivalents.toml"
+#: an interrupted run's outcomes, one file per module, carried into the module's next run
+PROGRESS = ROOT / "benchmarks" / "mutation-progress"
 TARGET = 0.90
 #: address-space bound of each test run in the test server: a mutant that appends in an endless
 #: loop fails with MemoryError in seconds instead of taking the shared machine's memory
@@ -551,8 +558,14 @@ def run_module(module: str, base: Path, src: Path, python: Path, commit: str) ->
     cr_cli("cosmic-ray", "init", str(config), str(session), cwd=src)
     cr_cli("cr-filter-operators", str(session), str(config), cwd=src)
     cr_cli("cr-filter-pragma", str(session), cwd=src)
+    carried = carry_progress(module, session, (src / source).read_text())
+    if carried:  # for --record of this run from another process
+        state = json.loads((work / "state.json").read_text())
+        (work / "state.json").write_text(json.dumps({**state, "carried": carried}))
     total = _pending(session)
-    print(f"   {total} mutants; baseline tests {took:.0f} s, timeout {timeout} s", flush=True)
+    print(f"   {total} mutants to run" + (f" ({carried['count']} carried over from {', '.join(carried['commits'])})"
+                                         if carried else "") + f"; baseline tests {took:.0f} s, timeout {timeout} s",
+          flush=True)
     start = time.monotonic()
     server = start_server(work, src, python)
     try:
@@ -572,7 +585,72 @@ def run_module(module: str, base: Path, src: Path, python: Path, commit: str) ->
     if (src / source).read_text() != (work / "pristine.py").read_text():
         # an interrupted mutant may be left applied in the scratch copy; the figures are still the session's
         (src / source).write_text((work / "pristine.py").read_text())
-    return summarise(module, session, time.monotonic() - start, commit)
+    record = summarise(module, session, time.monotonic() - start, commit, carried)
+    keep_progress(record, session, (work / "pristine.py").read_text(), carried)
+    return record
+
+
+def _job_key(item) -> str:
+    """A mutant's name that is the same in every session made from the same source and operators."""
+    m = item.mutations[0]
+    return f"{m.operator_name}#{m.occurrence}@{m.start_pos[0]}:{m.start_pos[1]}"
+
+
+def _sha256(text: str) -> str:
+    import hashlib
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def carry_progress(module: str, session: Path, source_text: str) -> dict | None:
+    """Set the outcomes an earlier, interrupted run of *module* kept (same source) in the new *session*.
+
+    Returns ``{"count", "commits", "seconds"}`` of what was carried, or None (nothing kept, or the
+    source changed since: then the kept file is stale and the run starts over)."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkResult
+    path = PROGRESS / f"{module}.json"
+    if not path.exists():
+        return None
+    kept = json.loads(path.read_text())
+    if kept["source_sha256"] != _sha256(source_text):
+        print(f"   {path.name}: {module}'s source changed since commit(s) {', '.join(kept['commits'])}; "
+              "starting over", flush=True)
+        return None
+    outcomes, count = kept["outcomes"], 0
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item in list(db.pending_work_items):
+            outcome = outcomes.get(_job_key(item))
+            if outcome is not None:
+                db.set_result(item.job_id, WorkResult(worker_outcome=outcome["worker"], test_outcome=outcome["test"],
+                                                      diff=outcome.get("diff"), output="carried over"))
+                count += 1
+    return {"count": count, "commits": kept["commits"], "seconds": kept["seconds"]}
+
+
+def keep_progress(record: dict, session: Path, source_text: str, carried: dict | None = None) -> None:
+    """Keep an unfinished run's outcomes for the module's next run; a finished run removes them."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome, WorkerOutcome
+    path = PROGRESS / f"{record['module']}.json"
+    if not record.get("unrun"):
+        path.unlink(missing_ok=True)
+        return
+    outcomes = {}
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item, result in db.completed_work_items:
+            if result.worker_outcome in (WorkerOutcome.SKIPPED, WorkerOutcome.NO_TEST):
+                continue  # the operator and pragma filters: set again by the next run's own filters
+            outcome = {"worker": result.worker_outcome.value,
+                       "test": result.test_outcome.value if result.test_outcome else None}
+            if result.test_outcome == TestOutcome.SURVIVED:
+                outcome["diff"] = result.diff  # the report's before/after; a killed mutant needs none
+            outcomes[_job_key(item)] = outcome
+    PROGRESS.mkdir(exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"module": record["module"], "source_sha256": _sha256(source_text),
+                               "commits": record["commit"].split(", "), "seconds": record["seconds"],
+                               "outcomes": dict(sorted(outcomes.items()))}, indent=0, sort_keys=True) + "\n")
+    tmp.replace(path)
 
 
 def per_test_limit(durations: dict[str, float], nodeid: str) -> float | None:
@@ -650,7 +728,7 @@ def _mutant_key(diff: str) -> tuple[str, str]:
     return " / ".join(minus), " / ".join(plus)
 
 
-def summarise(module: str, session: Path, seconds: float, commit: str) -> dict:
+def summarise(module: str, session: Path, seconds: float, commit: str, carried: dict | None = None) -> dict:
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome, WorkerOutcome
     counts = {"killed": 0, "survived": 0, "incompetent": 0}
@@ -669,6 +747,9 @@ def summarise(module: str, session: Path, seconds: float, commit: str) -> dict:
                 before, after = _mutant_key(result.diff)
                 survivors.append({"operator": mutation.operator_name, "line": mutation.start_pos[0],
                                   "before": before, "after": after})
+    if carried:  # a run completed over several sittings: each one's commit, and their time together
+        commit = ", ".join(dict.fromkeys([*carried["commits"], commit]))
+        seconds += carried["seconds"]
     record = {"module": module, "source": MODULES[module][0], "date": _dt.date.today().isoformat(),
               "commit": commit, "seconds": round(seconds), **counts,
               "survivors": sorted(survivors, key=lambda s: (s["line"], s["operator"]))}
@@ -684,8 +765,11 @@ def record_partial(work: Path) -> dict:
     if module not in MODULES or not session.is_file():
         raise SystemExit(f"mutation: {work} is not a run's work/<module> directory (no session.sqlite)")
     state = json.loads((work / "state.json").read_text())
-    return summarise(module, session, time.time() - (work / "pristine.py").stat().st_mtime,  # written at its start
-                     state.get("commit", "unknown"))
+    carried = state.get("carried")
+    record = summarise(module, session, time.time() - (work / "pristine.py").stat().st_mtime,  # written at its start
+                       state.get("commit", "unknown"), carried)
+    keep_progress(record, session, (work / "pristine.py").read_text(), carried)
+    return record
 
 
 def _commit() -> str:

@@ -224,3 +224,70 @@ def test_an_interrupted_run_is_reported_as_partial(mutation, tmp_path, monkeypat
     report = mutation.write_report({"core.registry": {**whole, "unrun": 15}})
     assert "| 90.0 % | yes (partial: 10 of 25 mutants run) |" in report
     assert "over 1 of" in report and "(1 of them partly: an interrupted run's mutants so far)." in report
+
+
+def _session(mutation, tmp_path, name, source):
+    """A real cosmic-ray session over a small module, as a run's init makes it."""
+    module = tmp_path / "mod.py"
+    module.write_text(source)
+    config = tmp_path / "cr.toml"
+    config.write_text(f'[cosmic-ray]\nmodule-path = "{module}"\ntimeout = 10\nexcluded-modules = []\n'
+                      'test-command = "true"\n[cosmic-ray.distributor]\nname = "local"\n')
+    session = tmp_path / name
+    mutation.cr_cli("cosmic-ray", "init", str(config), str(session), cwd=tmp_path)
+    return session
+
+
+def test_an_interrupted_runs_outcomes_carry_into_the_next_run_of_the_same_source(mutation, tmp_path, monkeypatch):
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
+    monkeypatch.setattr(mutation, "PROGRESS", tmp_path / "progress")
+    source = "def f(a, b):\n    if a < b:\n        return a + 1\n    return b * 2\n"
+    first = _session(mutation, tmp_path, "first.sqlite", source)
+    with use_db(str(first), WorkDB.Mode.open) as db:
+        items = list(db.pending_work_items)
+        assert len(items) > 6
+        done = {}
+        for k, item in enumerate(items[:5]):  # the first five run, the first of them survives
+            outcome = TestOutcome.SURVIVED if k == 0 else TestOutcome.KILLED
+            db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.NORMAL, test_outcome=outcome,
+                                                  diff=f"--- a\n+++ b\n-x{k}\n+y{k}\n"))
+            done[mutation._job_key(item)] = outcome
+    record = mutation.summarise("core.registry", first, 30.0, "abc")
+    assert record["unrun"] == len(items) - 5 and record["killed"] == 4 and record["survived"] == 1
+    mutation.keep_progress(record, first, source)
+    kept = tmp_path / "progress" / "core.registry.json"
+    assert kept.is_file()
+
+    second = _session(mutation, tmp_path, "second.sqlite", source)  # a new sitting: a fresh session
+    carried = mutation.carry_progress("core.registry", second, source)
+    assert carried == {"count": 5, "commits": ["abc"], "seconds": 30}
+    assert mutation._pending(second) == len(items) - 5
+    with use_db(str(second), WorkDB.Mode.open) as db:
+        again = {mutation._job_key(item): result.test_outcome for item, result in db.completed_work_items}
+        assert again == done  # the same mutants (by operator, occurrence and position), the same outcomes
+        for item in list(db.pending_work_items):  # the sitting runs the rest: all killed
+            db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.NORMAL, test_outcome=TestOutcome.KILLED))
+    record = mutation.summarise("core.registry", second, 45.0, "def", carried)
+    assert "unrun" not in record and record["killed"] == len(items) - 1 and record["survived"] == 1
+    assert record["commit"] == "abc, def" and record["seconds"] == 75
+    assert record["survivors"][0]["before"] == "x0" and record["survivors"][0]["after"] == "y0"
+    mutation.keep_progress(record, second, source, carried)
+    assert not kept.exists()  # complete: nothing left to carry
+
+
+def test_kept_outcomes_of_a_changed_source_are_not_carried(mutation, tmp_path, monkeypatch):
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
+    monkeypatch.setattr(mutation, "PROGRESS", tmp_path / "progress")
+    source = "def f(a, b):\n    return a + b\n"
+    first = _session(mutation, tmp_path, "first.sqlite", source)
+    with use_db(str(first), WorkDB.Mode.open) as db:
+        item = next(iter(db.pending_work_items))
+        db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.NORMAL, test_outcome=TestOutcome.KILLED))
+    mutation.keep_progress(mutation.summarise("core.registry", first, 1.0, "abc"), first, source)
+    changed = source.replace("a + b", "a - b")
+    second = _session(mutation, tmp_path, "second.sqlite", changed)
+    pending = mutation._pending(second)
+    assert mutation.carry_progress("core.registry", second, changed) is None
+    assert mutation._pending(second) == pending  # nothing set: the run starts over
