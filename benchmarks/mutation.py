@@ -774,8 +774,11 @@ def record_partial(work: Path) -> dict:
 
 def _commit() -> str:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                           capture_output=True, text=True).stdout.strip()
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.splitlines()
+    # the run's own records (results, report, verdicts, kept progress) are not code under test
+    own = {p.relative_to(ROOT).as_posix() for p in (RESULTS, REPORT, EQUIVALENTS)}
+    dirty = [line for line in status if line[3:] not in own and not line[3:].startswith("benchmarks/mutation-progress/")]
     return head + ("+changes" if dirty else "")
 
 
