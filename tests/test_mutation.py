@@ -91,6 +91,18 @@ def test_the_report_in_the_repository_is_the_recorded_one(mutation):
             assert (entry["module"], entry["before"], entry["after"]) in seen, entry
 
 
+
+def test_kept_progress_is_that_of_a_recorded_partial_run(mutation):
+    # the next sitting carries these outcomes over: they must be the ones the report's partial figure counts
+    import json
+    for kept in sorted(mutation.PROGRESS.glob("*.json")) if mutation.PROGRESS.is_dir() else []:
+        progress, record = json.loads(kept.read_text()), mutation.load_results()[kept.stem]
+        assert progress["module"] == kept.stem and record.get("unrun"), kept.name
+        assert len(progress["outcomes"]) == record["killed"] + record["survived"] + record["incompetent"], kept.name
+        assert sum(o["test"] == "survived" for o in progress["outcomes"].values()) == record["survived"], kept.name
+        assert progress["commits"] == record["commit"].split(", ") and progress["seconds"] == record["seconds"]
+
+
 def test_the_scratch_environment_imports_the_copy_not_the_checkout(mutation, tmp_path):
     src, python = mutation.make_scratch(tmp_path)
     assert (src / "plugins" / "calunflag" / "ppr.py").read_text() == (ROOT / "plugins/calunflag/ppr.py").read_text()
