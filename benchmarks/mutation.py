@@ -40,9 +40,12 @@ Why it is shaped like this:
   outcomes in ``benchmarks/mutation-progress/<module>.json``; the module's next run carries them
   over and runs only the mutants left, as long as the module's source is byte-identical (its
   SHA-256 is kept), so a module whose run takes longer than a sitting (archive.download) is
-  completed over several.  The carried outcomes were measured with the tests of their own
-  commit (all listed in the record); tests added since can only kill more, so a carried
-  survivor is at worst one a later test would kill.  A complete run removes the file.
+  completed over several.  ``--part K/N`` runs only the k-th of n shares of the mutants left (by a
+  hash of each mutant's name): n parts started at once use n cores, each merges its outcomes into
+  the kept file (under a lock), and the last to finish records the whole figure.  The carried
+  outcomes were measured with the tests of their own commit (every sitting's commit is in the
+  record; its minutes are the sittings' added up); tests added since can only kill more, so a
+  carried survivor is at worst one a later test would kill.  A complete run removes the file.
 """
 
 from __future__ import annotations
@@ -524,8 +527,10 @@ def cr_cli(*args: str, cwd: Path) -> None:
     subprocess.run([str(exe), *args[1:]], cwd=cwd, check=True, stdout=subprocess.DEVNULL)
 
 
-def run_module(module: str, base: Path, src: Path, python: Path, commit: str) -> dict:
-    """Run cosmic-ray over *module* in the scratch copy *src*, made from the checkout at *commit*."""
+def run_module(module: str, base: Path, src: Path, python: Path, commit: str,
+               part: tuple[int, int] | None = None) -> dict:
+    """Run cosmic-ray over *module* in the scratch copy *src*, made from the checkout at *commit*
+    (with *part* ``(k, n)``, only the k-th of n shares of the mutants left)."""
     import cosmic_ray.plugins
     source, tests = MODULES[module]
     work = base / "work" / module
@@ -558,14 +563,14 @@ def run_module(module: str, base: Path, src: Path, python: Path, commit: str) ->
     cr_cli("cosmic-ray", "init", str(config), str(session), cwd=src)
     cr_cli("cr-filter-operators", str(session), str(config), cwd=src)
     cr_cli("cr-filter-pragma", str(session), cwd=src)
-    carried = carry_progress(module, session, (src / source).read_text())
-    if carried:  # for --record of this run from another process
-        state = json.loads((work / "state.json").read_text())
-        (work / "state.json").write_text(json.dumps({**state, "carried": carried}))
-    total = _pending(session)
-    print(f"   {total} mutants to run" + (f" ({carried['count']} carried over from {', '.join(carried['commits'])})"
-                                         if carried else "") + f"; baseline tests {took:.0f} s, timeout {timeout} s",
-          flush=True)
+    sitting = base.name  # this run; its time and commit are kept beside the other sittings
+    todo = carry_progress(module, session, (src / source).read_text(), part)
+    state = json.loads((work / "state.json").read_text())
+    (work / "state.json").write_text(json.dumps({**state, "sitting": sitting, "total": todo["total"]}))  # for --record
+    print(f"   {todo['pending']} of {todo['total']} mutants to run" +
+          (f"; {todo['carried']} carried over" if todo["carried"] else "") +
+          (f"; {todo['aside']} left to the other parts" if todo["aside"] else "") +
+          f"; baseline tests {took:.0f} s, timeout {timeout} s", flush=True)
     start = time.monotonic()
     server = start_server(work, src, python)
     try:
@@ -585,9 +590,8 @@ def run_module(module: str, base: Path, src: Path, python: Path, commit: str) ->
     if (src / source).read_text() != (work / "pristine.py").read_text():
         # an interrupted mutant may be left applied in the scratch copy; the figures are still the session's
         (src / source).write_text((work / "pristine.py").read_text())
-    record = summarise(module, session, time.monotonic() - start, commit, carried)
-    keep_progress(record, session, (work / "pristine.py").read_text(), carried)
-    return record
+    return conclude(module, session, (work / "pristine.py").read_text(), sitting, commit,
+                    time.monotonic() - start, todo["total"])
 
 
 def _job_key(item) -> str:
@@ -601,57 +605,105 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def carry_progress(module: str, session: Path, source_text: str) -> dict | None:
-    """Set the outcomes an earlier, interrupted run of *module* kept (same source) in the new *session*.
+def _share(key: str, n: int) -> int:
+    """Which of n parts a mutant belongs to: a hash of its key, the same in every process."""
+    import hashlib
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % n
 
-    Returns ``{"count", "commits", "seconds"}`` of what was carried, or None (nothing kept, or the
-    source changed since: then the kept file is stale and the run starts over)."""
-    from cosmic_ray.work_db import WorkDB, use_db
-    from cosmic_ray.work_item import WorkResult
+
+class _ProgressLock:
+    """Two parts of one module may conclude at once: their read-merge-write of the kept file is serialised."""
+
+    def __enter__(self):
+        import fcntl
+        PROGRESS.mkdir(exist_ok=True)
+        self.fh = open(PROGRESS / ".lock", "w")
+        fcntl.flock(self.fh, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        self.fh.close()  # releases the lock
+
+
+def _read_progress(module: str, sha: str) -> dict:
+    """The kept outcomes of *module*'s earlier sittings of the source whose SHA-256 is *sha* (else none)."""
     path = PROGRESS / f"{module}.json"
-    if not path.exists():
-        return None
-    kept = json.loads(path.read_text())
-    if kept["source_sha256"] != _sha256(source_text):
-        print(f"   {path.name}: {module}'s source changed since commit(s) {', '.join(kept['commits'])}; "
-              "starting over", flush=True)
-        return None
-    outcomes, count = kept["outcomes"], 0
-    with use_db(str(session), WorkDB.Mode.open) as db:
-        for item in list(db.pending_work_items):
-            outcome = outcomes.get(_job_key(item))
-            if outcome is not None:
-                db.set_result(item.job_id, WorkResult(worker_outcome=outcome["worker"], test_outcome=outcome["test"],
-                                                      diff=outcome.get("diff"), output="carried over"))
-                count += 1
-    return {"count": count, "commits": kept["commits"], "seconds": kept["seconds"]}
+    kept = json.loads(path.read_text()) if path.exists() else None
+    if kept and kept["source_sha256"] != sha:
+        print(f"   {path.name}: {module}'s source changed since commit(s) "
+              f"{', '.join(dict.fromkeys(s['commit'] for s in kept['sittings']))}; starting over", flush=True)
+        kept = None
+    return kept or {"outcomes": {}, "sittings": []}
 
 
-def keep_progress(record: dict, session: Path, source_text: str, carried: dict | None = None) -> None:
-    """Keep an unfinished run's outcomes for the module's next run; a finished run removes them."""
+def session_outcomes(session: Path) -> tuple[dict, int]:
+    """({job key: outcome} of the mutants run in *session*, the number of mutants it holds)."""
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome, WorkerOutcome
-    path = PROGRESS / f"{record['module']}.json"
-    if not record.get("unrun"):
-        path.unlink(missing_ok=True)
-        return
-    outcomes = {}
+    outcomes, filtered = {}, 0
     with use_db(str(session), WorkDB.Mode.open) as db:
         for item, result in db.completed_work_items:
             if result.worker_outcome in (WorkerOutcome.SKIPPED, WorkerOutcome.NO_TEST):
-                continue  # the operator and pragma filters: set again by the next run's own filters
+                filtered += 1  # the operator and pragma filters: not mutants of the run
+                continue
             outcome = {"worker": result.worker_outcome.value,
                        "test": result.test_outcome.value if result.test_outcome else None}
             if result.test_outcome == TestOutcome.SURVIVED:
                 outcome["diff"] = result.diff  # the report's before/after; a killed mutant needs none
             outcomes[_job_key(item)] = outcome
-    PROGRESS.mkdir(exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"module": record["module"], "source_sha256": _sha256(source_text),
-                               "commits": record["commit"].split(", "), "seconds": record["seconds"],
-                               "outcomes": dict(sorted(outcomes.items()))}, indent=0, sort_keys=True) + "\n")
-    tmp.replace(path)
+        return outcomes, db.num_work_items - filtered
 
+
+def carry_progress(module: str, session: Path, source_text: str, part: tuple[int, int] | None = None) -> dict:
+    """Prepare a new *session*: set the outcomes kept by earlier sittings of the same source, and with
+    *part* ``(k, n)`` set aside the mutants left that belong to the other parts (:func:`_share`).
+
+    Returns ``{"total", "carried", "aside", "pending"}`` (mutants of the module, outcomes set from the
+    kept file, mutants removed from this session, mutants this run will run)."""
+    import sqlite3
+
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkResult
+    kept = _read_progress(module, _sha256(source_text))["outcomes"]
+    _, total = session_outcomes(session)
+    carried, aside = 0, []
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item in db.pending_work_items:
+            key = _job_key(item)
+            if key in kept:
+                db.set_result(item.job_id, WorkResult(worker_outcome=kept[key]["worker"], test_outcome=kept[key]["test"],
+                                                      diff=kept[key].get("diff"), output="carried over"))
+                carried += 1
+            elif part and _share(key, part[1]) != part[0] - 1:
+                aside.append(item.job_id)
+    if aside:  # cosmic-ray has no API to drop a job; its two tables hold it
+        with sqlite3.connect(session) as con:
+            for table in ("mutation_specs", "work_items"):
+                con.executemany(f"DELETE FROM {table} WHERE job_id = ?", [(j,) for j in aside])
+    return {"total": total, "carried": carried, "aside": len(aside), "pending": _pending(session)}
+
+
+def conclude(module: str, session: Path, source_text: str, sitting: str, commit: str, seconds: float,
+             total: int) -> dict:
+    """The module's record from this run's outcomes and those kept by other sittings (earlier ones, or
+    other parts going on now), and the kept file brought up to date: removed once every mutant has run."""
+    outcomes, _ = session_outcomes(session)
+    sha = _sha256(source_text)
+    path = PROGRESS / f"{module}.json"
+    with _ProgressLock():
+        kept = _read_progress(module, sha)
+        merged = {**kept["outcomes"], **outcomes}
+        sittings = [s for s in kept["sittings"] if s["id"] != sitting] + [
+            {"id": sitting, "commit": commit, "seconds": round(seconds)}]
+        record = _record(module, merged, total, sittings)
+        if record.get("unrun"):
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"module": module, "source_sha256": sha, "total": total, "sittings": sittings,
+                                       "outcomes": dict(sorted(merged.items()))}, indent=0) + "\n")
+            tmp.replace(path)
+        else:
+            path.unlink(missing_ok=True)
+    return record
 
 def per_test_limit(durations: dict[str, float], nodeid: str) -> float | None:
     """Seconds test *nodeid* may take with a mutant (None: it has no unmutated duration, no limit)."""
@@ -728,36 +780,27 @@ def _mutant_key(diff: str) -> tuple[str, str]:
     return " / ".join(minus), " / ".join(plus)
 
 
-def summarise(module: str, session: Path, seconds: float, commit: str, carried: dict | None = None) -> dict:
-    from cosmic_ray.work_db import WorkDB, use_db
-    from cosmic_ray.work_item import TestOutcome, WorkerOutcome
+def _record(module: str, outcomes: dict, total: int, sittings: list[dict]) -> dict:
+    """The figures of *outcomes* ({job key: outcome}) out of *total* mutants, run over *sittings*."""
     counts = {"killed": 0, "survived": 0, "incompetent": 0}
     survivors = []
-    with use_db(str(session), WorkDB.Mode.open) as db:
-        for item, result in db.completed_work_items:
-            if result.worker_outcome in (WorkerOutcome.SKIPPED, WorkerOutcome.NO_TEST):
-                continue
-            if result.worker_outcome != WorkerOutcome.NORMAL or result.test_outcome == TestOutcome.INCOMPETENT:
-                counts["incompetent"] += 1
-            elif result.test_outcome == TestOutcome.KILLED:
-                counts["killed"] += 1
-            else:
-                counts["survived"] += 1
-                mutation = item.mutations[0]
-                before, after = _mutant_key(result.diff)
-                survivors.append({"operator": mutation.operator_name, "line": mutation.start_pos[0],
-                                  "before": before, "after": after})
-    if carried:  # a run completed over several sittings: each one's commit, and their time together
-        commit = ", ".join(dict.fromkeys([*carried["commits"], commit]))
-        seconds += carried["seconds"]
+    for key, outcome in outcomes.items():
+        if outcome["worker"] != "normal" or outcome["test"] == "incompetent":
+            counts["incompetent"] += 1
+        elif outcome["test"] == "killed":
+            counts["killed"] += 1
+        else:
+            counts["survived"] += 1
+            before, after = _mutant_key(outcome["diff"])
+            survivors.append({"operator": key.split("#")[0], "line": int(key.split("@")[1].split(":")[0]),
+                              "before": before, "after": after})
     record = {"module": module, "source": MODULES[module][0], "date": _dt.date.today().isoformat(),
-              "commit": commit, "seconds": round(seconds), **counts,
+              "commit": ", ".join(dict.fromkeys(s["commit"] for s in sittings)),  # a run over several sittings
+              "seconds": sum(s["seconds"] for s in sittings), **counts,
               "survivors": sorted(survivors, key=lambda s: (s["line"], s["operator"]))}
-    unrun = _pending(session)
-    if unrun:  # an interrupted run: its figure covers only the mutants run (cosmic-ray runs them in source order)
-        record["unrun"] = unrun
+    if total > len(outcomes):  # an interrupted run: its figure covers the mutants run (in random order)
+        record["unrun"] = total - len(outcomes)
     return record
-
 
 def record_partial(work: Path) -> dict:
     """The figures so far of the run whose scratch module directory is *work* (it may still be going)."""
@@ -765,12 +808,9 @@ def record_partial(work: Path) -> dict:
     if module not in MODULES or not session.is_file():
         raise SystemExit(f"mutation: {work} is not a run's work/<module> directory (no session.sqlite)")
     state = json.loads((work / "state.json").read_text())
-    carried = state.get("carried")
-    record = summarise(module, session, time.time() - (work / "pristine.py").stat().st_mtime,  # written at its start
-                       state.get("commit", "unknown"), carried)
-    keep_progress(record, session, (work / "pristine.py").read_text(), carried)
-    return record
-
+    total = state["total"] if "total" in state else session_outcomes(session)[1]
+    return conclude(module, session, (work / "pristine.py").read_text(), state.get("sitting", work.parent.parent.name),
+                    state.get("commit", "unknown"), time.time() - (work / "pristine.py").stat().st_mtime, total)
 
 def _commit() -> str:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
@@ -874,6 +914,8 @@ def main(argv=None) -> int:
     parser.add_argument("modules", nargs="*", help="modules to run (default: all; see --list)")
     parser.add_argument("--list", action="store_true", help="list the modules and their test files")
     parser.add_argument("--report", action="store_true", help="only rewrite the report from the recorded results")
+    parser.add_argument("--part", metavar="K/N", help="run only the k-th of n shares of each module's mutants left "
+                        "(run the n parts at once, one per core; the last to finish records the whole figure)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch copy (to read cosmic-ray's session)")
     parser.add_argument("--record", metavar="WORK", nargs="+",
                         help="record the figures so far of runs going on elsewhere (their scratch work/<module> dirs)")
@@ -900,13 +942,19 @@ def main(argv=None) -> int:
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
         parser.error(f"unknown module(s) {unknown}; known: {', '.join(MODULES)}")
+    part = None
+    if args.part:
+        k, _, n = args.part.partition("/")
+        if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+            parser.error(f"--part {args.part}: expected K/N with 1 <= K <= N, e.g. 1/2")
+        part = (int(k), int(n))
     if not args.report:
         base = Path(tempfile.mkdtemp(prefix="almatools-mutation-"))
         try:
             commit = _commit()  # of the checkout as it is copied: later edits are not in the copy
             src, python = make_scratch(base)
             for module in args.modules or list(MODULES):
-                record = run_module(module, base, src, python, commit)
+                record = run_module(module, base, src, python, commit, part)
                 results = load_results()
                 results[module] = record
                 RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")

@@ -92,17 +92,6 @@ def test_the_report_in_the_repository_is_the_recorded_one(mutation):
 
 
 
-def test_kept_progress_is_that_of_a_recorded_partial_run(mutation):
-    # the next sitting carries these outcomes over: they must be the ones the report's partial figure counts
-    import json
-    for kept in sorted(mutation.PROGRESS.glob("*.json")) if mutation.PROGRESS.is_dir() else []:
-        progress, record = json.loads(kept.read_text()), mutation.load_results()[kept.stem]
-        assert progress["module"] == kept.stem and record.get("unrun"), kept.name
-        assert len(progress["outcomes"]) == record["killed"] + record["survived"] + record["incompetent"], kept.name
-        assert sum(o["test"] == "survived" for o in progress["outcomes"].values()) == record["survived"], kept.name
-        assert progress["commits"] == record["commit"].split(", ") and progress["seconds"] == record["seconds"]
-
-
 def test_the_scratch_environment_imports_the_copy_not_the_checkout(mutation, tmp_path):
     src, python = mutation.make_scratch(tmp_path)
     assert (src / "plugins" / "calunflag" / "ppr.py").read_text() == (ROOT / "plugins/calunflag/ppr.py").read_text()
@@ -250,56 +239,101 @@ def _session(mutation, tmp_path, name, source):
     return session
 
 
-def test_an_interrupted_runs_outcomes_carry_into_the_next_run_of_the_same_source(mutation, tmp_path, monkeypatch):
+def _run(mutation, session, outcome_of):
+    """Run the session's pending mutants the way cosmic-ray exec records them: outcome_of(key) for each."""
     from cosmic_ray.work_db import WorkDB, use_db
-    from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item in db.pending_work_items:
+            key = mutation._job_key(item)
+            test = outcome_of(key)
+            if test is not None:
+                db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.NORMAL, test_outcome=test,
+                                                      diff=f"--- a\n+++ b\n-before {key}\n+after {key}\n"))
+
+
+SOURCE = "def f(a, b):\n    if a < b:\n        return a + 1\n    return b * 2\n"
+
+
+def test_an_interrupted_runs_outcomes_carry_into_the_next_run_of_the_same_source(mutation, tmp_path, monkeypatch):
+    from cosmic_ray.work_item import TestOutcome
     monkeypatch.setattr(mutation, "PROGRESS", tmp_path / "progress")
-    source = "def f(a, b):\n    if a < b:\n        return a + 1\n    return b * 2\n"
-    first = _session(mutation, tmp_path, "first.sqlite", source)
-    with use_db(str(first), WorkDB.Mode.open) as db:
-        items = list(db.pending_work_items)
-        assert len(items) > 6
-        done = {}
-        for k, item in enumerate(items[:5]):  # the first five run, the first of them survives
-            outcome = TestOutcome.SURVIVED if k == 0 else TestOutcome.KILLED
-            db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.NORMAL, test_outcome=outcome,
-                                                  diff=f"--- a\n+++ b\n-x{k}\n+y{k}\n"))
-            done[mutation._job_key(item)] = outcome
-    record = mutation.summarise("core.registry", first, 30.0, "abc")
-    assert record["unrun"] == len(items) - 5 and record["killed"] == 4 and record["survived"] == 1
-    mutation.keep_progress(record, first, source)
+    first = _session(mutation, tmp_path, "first.sqlite", SOURCE)
+    todo = mutation.carry_progress("core.registry", first, SOURCE)
+    total = todo["total"]
+    assert todo == {"total": total, "carried": 0, "aside": 0, "pending": total} and total > 6
+    assert mutation.session_outcomes(first)[0] == {}
+    run = {}
+
+    def first_five(key):  # the first sitting is interrupted after five mutants, the first of them surviving
+        if len(run) < 5:
+            run[key] = TestOutcome.SURVIVED if not run else TestOutcome.KILLED
+            return run[key]
+    _run(mutation, first, first_five)
+    assert len(mutation.session_outcomes(first)[0]) == 5
+    record = mutation.conclude("core.registry", first, SOURCE, "sitting-1", "abc", 30.4, total)
+    assert record["unrun"] == total - 5 and record["killed"] == 4 and record["survived"] == 1
+    assert record["commit"] == "abc" and record["seconds"] == 30
     kept = tmp_path / "progress" / "core.registry.json"
     assert kept.is_file()
 
-    second = _session(mutation, tmp_path, "second.sqlite", source)  # a new sitting: a fresh session
-    carried = mutation.carry_progress("core.registry", second, source)
-    assert carried == {"count": 5, "commits": ["abc"], "seconds": 30}
-    assert mutation._pending(second) == len(items) - 5
-    with use_db(str(second), WorkDB.Mode.open) as db:
-        again = {mutation._job_key(item): result.test_outcome for item, result in db.completed_work_items}
-        assert again == done  # the same mutants (by operator, occurrence and position), the same outcomes
-        for item in list(db.pending_work_items):  # the sitting runs the rest: all killed
-            db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.NORMAL, test_outcome=TestOutcome.KILLED))
-    record = mutation.summarise("core.registry", second, 45.0, "def", carried)
-    assert "unrun" not in record and record["killed"] == len(items) - 1 and record["survived"] == 1
+    second = _session(mutation, tmp_path, "second.sqlite", SOURCE)  # a new sitting: a fresh session
+    todo = mutation.carry_progress("core.registry", second, SOURCE)
+    assert todo == {"total": total, "carried": 5, "aside": 0, "pending": total - 5}
+    carried = mutation.session_outcomes(second)[0]
+    assert {k: o["test"] for k, o in carried.items()} == {k: t.value for k, t in run.items()}  # same mutants, outcomes
+    _run(mutation, second, lambda key: TestOutcome.KILLED)  # the sitting runs the rest: all killed
+    record = mutation.conclude("core.registry", second, SOURCE, "sitting-2", "def", 45.0, total)
+    assert "unrun" not in record and record["killed"] == total - 1 and record["survived"] == 1
     assert record["commit"] == "abc, def" and record["seconds"] == 75
-    assert record["survivors"][0]["before"] == "x0" and record["survivors"][0]["after"] == "y0"
-    mutation.keep_progress(record, second, source, carried)
+    (survivor,) = [k for k, t in run.items() if t == TestOutcome.SURVIVED]
+    assert record["survivors"] == [{"operator": survivor.split("#")[0], "line": int(survivor.split("@")[1].split(":")[0]),
+                                    "before": f"before {survivor}", "after": f"after {survivor}"}]
     assert not kept.exists()  # complete: nothing left to carry
 
 
-def test_kept_outcomes_of_a_changed_source_are_not_carried(mutation, tmp_path, monkeypatch):
-    from cosmic_ray.work_db import WorkDB, use_db
-    from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
+def test_parts_run_disjoint_shares_and_the_last_to_finish_records_the_whole(mutation, tmp_path, monkeypatch):
+    from cosmic_ray.work_item import TestOutcome
     monkeypatch.setattr(mutation, "PROGRESS", tmp_path / "progress")
-    source = "def f(a, b):\n    return a + b\n"
-    first = _session(mutation, tmp_path, "first.sqlite", source)
-    with use_db(str(first), WorkDB.Mode.open) as db:
-        item = next(iter(db.pending_work_items))
-        db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.NORMAL, test_outcome=TestOutcome.KILLED))
-    mutation.keep_progress(mutation.summarise("core.registry", first, 1.0, "abc"), first, source)
-    changed = source.replace("a + b", "a - b")
+    one = _session(mutation, tmp_path, "one.sqlite", SOURCE)
+    two = _session(mutation, tmp_path, "two.sqlite", SOURCE)
+    todo1 = mutation.carry_progress("core.registry", one, SOURCE, (1, 2))
+    todo2 = mutation.carry_progress("core.registry", two, SOURCE, (2, 2))
+    total = todo1["total"]
+    assert todo2["total"] == total and todo1["pending"] + todo2["pending"] == total
+    assert todo1["pending"] == todo2["aside"] and todo2["pending"] == todo1["aside"] and min(todo1["pending"], todo2["pending"]) > 0
+    _run(mutation, one, lambda key: TestOutcome.KILLED)
+    _run(mutation, two, lambda key: TestOutcome.KILLED)
+    ran1, ran2 = mutation.session_outcomes(one)[0], mutation.session_outcomes(two)[0]
+    assert not set(ran1) & set(ran2) and len(ran1) + len(ran2) == total  # disjoint, and together every mutant
+    record = mutation.conclude("core.registry", one, SOURCE, "part-1", "abc", 10.0, total)
+    assert record["unrun"] == len(ran2)  # the other part has not finished
+    record = mutation.conclude("core.registry", two, SOURCE, "part-2", "abc", 12.0, total)
+    assert "unrun" not in record and record["killed"] == total and record["commit"] == "abc" and record["seconds"] == 22
+    assert not (tmp_path / "progress" / "core.registry.json").exists()
+
+
+def test_kept_outcomes_of_a_changed_source_are_not_carried(mutation, tmp_path, monkeypatch):
+    from cosmic_ray.work_item import TestOutcome
+    monkeypatch.setattr(mutation, "PROGRESS", tmp_path / "progress")
+    first = _session(mutation, tmp_path, "first.sqlite", SOURCE)
+    total = mutation.carry_progress("core.registry", first, SOURCE)["total"]
+    _run(mutation, first, lambda key: TestOutcome.KILLED if "Replace" in key else None)
+    assert mutation.conclude("core.registry", first, SOURCE, "s1", "abc", 1.0, total).get("unrun")
+    changed = SOURCE.replace("a + 1", "a - 1")
     second = _session(mutation, tmp_path, "second.sqlite", changed)
-    pending = mutation._pending(second)
-    assert mutation.carry_progress("core.registry", second, changed) is None
-    assert mutation._pending(second) == pending  # nothing set: the run starts over
+    todo = mutation.carry_progress("core.registry", second, changed)
+    assert todo["carried"] == 0 and todo["pending"] == todo["total"]  # nothing set: the run starts over
+
+
+def test_kept_progress_is_that_of_a_recorded_partial_run(mutation):
+    # the next sitting carries these outcomes over: they must be the ones the report's partial figure counts
+    import json
+    for kept in sorted(mutation.PROGRESS.glob("*.json")) if mutation.PROGRESS.is_dir() else []:
+        progress, record = json.loads(kept.read_text()), mutation.load_results()[kept.stem]
+        assert progress["module"] == kept.stem and record.get("unrun"), kept.name
+        assert len(progress["outcomes"]) == record["killed"] + record["survived"] + record["incompetent"], kept.name
+        assert progress["total"] == len(progress["outcomes"]) + record["unrun"], kept.name
+        assert sum(o["test"] == "survived" for o in progress["outcomes"].values()) == record["survived"], kept.name
+        assert mutation._record(kept.stem, progress["outcomes"], progress["total"], progress["sittings"]) == \
+            {**record, "date": mutation._dt.date.today().isoformat()}, kept.name
