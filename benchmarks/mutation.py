@@ -33,7 +33,8 @@ Why it is shaped like this:
 * The operator set is mutmut-like: one replacement per operator (``+``→``-``, ``<``→``<=`` …),
   boolean, number (n±1), loop, ``not``, break/continue and exception-handler mutations;
   cosmic-ray's arbitrary variable replacement/insertion and decorator removal are left out.
-* Two cores are shared: mutants run one at a time; a run of a module takes minutes to hours.
+* Two cores are shared: a run's mutants go one at a time (``--part`` splits a module over the cores); a
+  module takes minutes to hours.
   Interrupted (Ctrl-C), a run records what it has done so far as a *partial* figure, which the
   report shows as such (so many of so many mutants run); ``--record WORK`` does the same for a
   run going on in another process (its scratch ``work/<module>`` directory).  Both also keep the
