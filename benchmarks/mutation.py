@@ -798,7 +798,7 @@ def _record(module: str, outcomes: dict, total: int, sittings: list[dict]) -> di
     record = {"module": module, "source": MODULES[module][0], "date": _dt.date.today().isoformat(),
               "commit": ", ".join(dict.fromkeys(s["commit"] for s in sittings)),  # a run over several sittings
               "seconds": sum(s["seconds"] for s in sittings), **counts,
-              "survivors": sorted(survivors, key=lambda s: (s["line"], s["operator"]))}
+              "survivors": sorted(survivors, key=lambda s: (s["line"], s["operator"], s["before"], s["after"]))}
     if total > len(outcomes):  # an interrupted run: its figure covers the mutants run (in random order)
         record["unrun"] = total - len(outcomes)
     return record
