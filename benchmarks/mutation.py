@@ -706,6 +706,7 @@ def conclude(module: str, session: Path, source_text: str, sitting: str, commit:
             path.unlink(missing_ok=True)
     return record
 
+
 def per_test_limit(durations: dict[str, float], nodeid: str) -> float | None:
     """Seconds test *nodeid* may take with a mutant (None: it has no unmutated duration, no limit)."""
     took = durations.get(nodeid)
@@ -803,6 +804,7 @@ def _record(module: str, outcomes: dict, total: int, sittings: list[dict]) -> di
         record["unrun"] = total - len(outcomes)
     return record
 
+
 def record_partial(work: Path) -> dict:
     """The figures so far of the run whose scratch module directory is *work* (it may still be going)."""
     module, session = work.name, work / "session.sqlite"
@@ -812,6 +814,7 @@ def record_partial(work: Path) -> dict:
     total = state["total"] if "total" in state else session_outcomes(session)[1]
     return conclude(module, session, (work / "pristine.py").read_text(), state.get("sitting", work.parent.parent.name),
                     state.get("commit", "unknown"), time.time() - (work / "pristine.py").stat().st_mtime, total)
+
 
 def _commit() -> str:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
