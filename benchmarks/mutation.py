@@ -540,12 +540,12 @@ def run_module(module: str, base: Path, src: Path, python: Path, commit: str,
     covering, durations, took = covering_tests(src, python, work, module)
     timeout = round(max(120.0, 4 * took))
     (work / "pristine.py").write_text((src / source).read_text())
-    (work / "state.json").write_text(json.dumps({
+    state = {
         "commit": commit,
         "source": str(src / source), "tests": tests, "durations": durations, "timeout": timeout,
         "preimport": json.loads((work / "imports.json").read_text()),
         "spawners": json.loads((work / "spawners.json").read_text()),
-        "covering": {str(k): v for k, v in covering.items()}}))
+        "covering": {str(k): v for k, v in covering.items()}}
     known = set(cosmic_ray.plugins.operator_names())
     if KEPT_OPERATORS - known:
         raise SystemExit(f"mutation: cosmic-ray has no operator(s) {sorted(KEPT_OPERATORS - known)}")
@@ -566,8 +566,8 @@ def run_module(module: str, base: Path, src: Path, python: Path, commit: str,
     cr_cli("cr-filter-pragma", str(session), cwd=src)
     sitting = base.name  # this run; its time and commit are kept beside the other sittings
     todo = carry_progress(module, session, (src / source).read_text(), part)
-    state = json.loads((work / "state.json").read_text())
-    (work / "state.json").write_text(json.dumps({**state, "sitting": sitting, "total": todo["total"]}))  # for --record
+    # read by the test server, and by --record of this run from another process
+    (work / "state.json").write_text(json.dumps({**state, "sitting": sitting, "total": todo["total"]}))
     print(f"   {todo['pending']} of {todo['total']} mutants to run" +
           (f"; {todo['carried']} carried over" if todo["carried"] else "") +
           (f"; {todo['aside']} left to the other parts" if todo["aside"] else "") +
@@ -608,8 +608,7 @@ def _sha256(text: str) -> str:
 
 def _share(key: str, n: int) -> int:
     """Which of n parts a mutant belongs to: a hash of its key, the same in every process."""
-    import hashlib
-    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % n
+    return int(_sha256(key)[:8], 16) % n
 
 
 class _ProgressLock:
