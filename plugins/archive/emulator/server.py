@@ -13,6 +13,7 @@ Command line: ``python -m almatools.plugins.archive.emulator ROOT``.
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import os
 import secrets
@@ -20,6 +21,7 @@ import shutil
 import socket
 import subprocess
 import tarfile
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -350,17 +352,28 @@ http {{
                    proc=self.procs[-1])
 
 
+#: held while PostgreSQL's state is read and the cluster started
+POSTGRES_LOCK = Path(tempfile.gettempdir()) / "almatools-postgres-start.lock"
+
+
 def _ensure_postgres() -> None:
-    """DaCHS's database must run; start the Debian cluster when it does not (needs root)."""
+    """DaCHS's database must run; start the Debian cluster when it does not (needs root).
+
+    Two processes starting emulators at once (two mutation parts, a test run beside a demo) would both
+    find the cluster down, and the second start fails on the first's lock file: the look and the start
+    are one step under a file lock."""
     if not shutil.which("pg_lsclusters"):
         return
-    out = subprocess.run(["pg_lsclusters", "--no-header"], capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        ver, name, _, status = line.split()[:4]
-        if status != "online":
-            r = subprocess.run(["pg_ctlcluster", ver, name, "start"], capture_output=True, text=True)
-            if r.returncode:
-                raise EmulatorUnavailable(f"PostgreSQL {ver}/{name} is down and would not start: {r.stderr.strip()}")
+    with open(POSTGRES_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        out = subprocess.run(["pg_lsclusters", "--no-header"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            ver, name, _, status = line.split()[:4]
+            if status != "online":
+                r = subprocess.run(["pg_ctlcluster", ver, name, "start"], capture_output=True, text=True)
+                if r.returncode:
+                    raise EmulatorUnavailable(f"PostgreSQL {ver}/{name} is down and would not start: "
+                                              f"{r.stderr.strip()}")
 
 
 DB_PREFIX = "almaemu_"
