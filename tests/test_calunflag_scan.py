@@ -199,6 +199,7 @@ def test_commented_out_prose_with_a_lone_quote_ends_at_its_line():
     assert (call.active, call.start, call.args) == (False, 2, {"vis": "a.ms", "mode": "manual"})
     sc = _scanner("'abc\nd'", lenient=True)
     assert sc.skip_string(0) == 4  # at the end of its line
+    assert _scanner("x 'abc\n", lenient=True).skip_string(2) == 6  # also when that newline ends the text
     assert _scanner("x 'abc", lenient=True).skip_string(2) == 6  # at the end of the text
     assert _scanner("x '''abc\n'' d", lenient=True).skip_string(2) == 13
 
