@@ -6,8 +6,9 @@ in :data:`MODULES`; ``--list`` shows them) and records the figures in
 A mutant is *killed* when the module's tests fail (or time out) with it applied; a surviving
 mutant is either a test gap to close or, once a person has read it, *equivalent* (no input can
 tell it from the original) or *accepted* (a gap judged not worth closing), each with its reason
-in ``benchmarks/mutation-equivalents.toml``.  The score is killed / (mutants - equivalent); the
-target is >= 90 % in each module.
+in ``benchmarks/mutation-equivalents.toml``; a gap closed after the run by a new test is judged
+*killed*, naming that test, which ``--check-killed`` runs with the mutant applied.  The score is
+killed / (mutants - equivalent); the target is >= 90 % in each module.
 
 Why it is shaped like this:
 
@@ -829,15 +830,23 @@ def _commit() -> str:
 # the report
 
 
+#: what a read survivor is: *equivalent* (no input tells it from the original), *accepted* (a gap judged
+#: not worth closing), or *killed*: a test added after the module's run kills it (``test`` names it, and
+#: ``--check-killed`` applies the mutant and runs that test).  A killed one counts as a survivor until the
+#: module's next run, which kills it and so drops its verdict.
+VERDICTS = ("equivalent", "accepted", "killed")
+
+
 def judgements() -> list[dict]:
-    """The read survivors: ``[[mutant]]`` tables with module, before, after, verdict, reason."""
+    """The read survivors: ``[[mutant]]`` tables with module, before, after, verdict, reason (and test)."""
     if not EQUIVALENTS.exists():
         return []
     entries = tomllib.loads(EQUIVALENTS.read_text()).get("mutant", [])
     for entry in entries:
-        if entry.get("verdict") not in ("equivalent", "accepted") or not entry.get("reason"):
-            raise SystemExit(f"{EQUIVALENTS.name}: every [[mutant]] needs verdict equivalent|accepted and a reason: "
-                             f"{entry}")
+        if (entry.get("verdict") not in VERDICTS or not entry.get("reason")
+                or (entry["verdict"] == "killed") != bool(entry.get("test"))):
+            raise SystemExit(f"{EQUIVALENTS.name}: every [[mutant]] needs verdict equivalent|accepted|killed and a "
+                             f"reason, and a killed one the test that kills it (only a killed one): {entry}")
     return entries
 
 
@@ -848,7 +857,8 @@ def judge(record: dict, entries: list[dict]) -> list[dict]:
         match = next((e for e in entries if e["module"] == record["module"] and e["before"] == s["before"]
                       and e["after"] == s["after"] and e.get("operator", s["operator"]) == s["operator"]), None)
         judged.append({**s, "verdict": match["verdict"] if match else "gap",
-                       "reason": match["reason"] if match else "not yet judged: a test gap until shown otherwise"})
+                       "reason": match["reason"] if match else "not yet judged: a test gap until shown otherwise",
+                       **({"test": match["test"]} if match and "test" in match else {})})
     return judged
 
 
@@ -869,19 +879,21 @@ def write_report(results: dict) -> str:
         relevant, killed, ratio = score(record, judged)
         all_relevant += relevant
         all_killed += killed
-        counts = {v: sum(1 for s in judged if s["verdict"] == v) for v in ("equivalent", "accepted", "gap")}
+        counts = {v: sum(1 for s in judged if s["verdict"] == v) for v in (*VERDICTS, "gap")}
         run = record["killed"] + record["survived"]
         unrun = record.get("unrun", 0)
         partial = f" (partial: {run} of {run + unrun + record['incompetent']} mutants run)" if unrun else ""
         partials += bool(unrun)
         rows.append(f"| {module} | `{record['source']}` | {run} | {killed} | "
-                    f"{record['survived']} | {counts['equivalent']} | {counts['accepted']} | {counts['gap']} | "
+                    f"{record['survived']} | {counts['equivalent']} | {counts['accepted']} | {counts['killed']} | "
+                    f"{counts['gap']} | "
                     f"{100 * ratio:.1f} % | {('yes' if ratio >= TARGET else '**no**') + partial} | {record['date']} "
                     f"({record['commit']}, {record['seconds'] // 60} min) |")
         if judged:
             details.append(f"\n### {module}\n")
             details.extend(f"- line {s['line']} `{s['operator'].split('/')[-1]}`: `{s['before']}` → "
-                           f"`{s['after']}` — **{s['verdict']}**: {s['reason']}" for s in judged)
+                           f"`{s['after']}` — " + (f"**killed** since the run, by `{s['test']}`" if "test" in s
+                                                    else f"**{s['verdict']}**") + f": {s['reason']}" for s in judged)
     missing = [m for m in MODULES if m not in results]
     overall = f"{100 * all_killed / all_relevant:.1f} %" if all_relevant else "n/a"
     text = [
@@ -891,14 +903,17 @@ def write_report(results: dict) -> str:
         "how each mutant runs only the tests that exercise it); figures from `benchmarks/mutation-results.json`,",
         "verdicts on survivors from `benchmarks/mutation-equivalents.toml`. Score = killed / (mutants −",
         f"equivalent); target ≥ {100 * TARGET:.0f} % per module. Timings are on a 2-core machine shared with other",
-        "work, so a run's minutes are only indicative.",
+        "work, so a run's minutes are only indicative. *Killed since*: survivors of a module's run that a test",
+        "added after it kills (`python benchmarks/mutation.py --check-killed` applies each and runs that test);",
+        "they count as survivors in the score until the module's next run.",
         "",
         f"**Overall: {all_killed} of {all_relevant} non-equivalent mutants killed ({overall})** over "
         f"{len(MODULES) - len(missing)} of {len(MODULES)} modules"
         + (f" ({partials} of them partly: an interrupted run's mutants so far)." if partials else "."),
         "",
-        "| module | source | mutants | killed | survived | equivalent | accepted | not judged | score | ≥ 90 % | run |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "| module | source | mutants | killed | survived | equivalent | accepted | killed since | not judged | score "
+        "| ≥ 90 % | run |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
         *rows,
     ]
     if missing:
@@ -912,6 +927,71 @@ def load_results() -> dict:
     return json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
 
 
+# --------------------------------------------------------------------------------------------------
+# survivors that tests added since their run kill
+
+
+def apply_survivor(text: str, survivor: dict) -> str:
+    """*text* (the module's source) with a recorded survivor applied: its line, which must still read the
+    survivor's *before*, reads its *after* (same indentation).  ValueError when the line reads otherwise."""
+    lines = text.splitlines(keepends=True)
+    n = survivor["line"]
+    line = lines[n - 1] if 0 < n <= len(lines) else ""
+    if line.strip() != survivor["before"]:
+        raise ValueError(f"line {n} reads {line.strip()!r}, not the survivor's {survivor['before']!r}: the source "
+                         "changed since the run (or the mutant spans lines); re-run the module")
+    indent = line[:len(line) - len(line.lstrip())]
+    lines[n - 1] = indent + survivor["after"] + line[len(line.rstrip("\r\n")):]
+    return "".join(lines)
+
+
+def check_killed(modules: list[str], timeout: float = 1800.0) -> list[str]:
+    """Apply each survivor of *modules* judged *killed* to a scratch copy and run the test its verdict
+    names: it must pass without the mutant and fail with it.  Returns the problems (none: all hold)."""
+    results, entries = load_results(), judgements()
+    todo = [(m, s) for m in modules if m in results for s in judge(results[m], entries) if s["verdict"] == "killed"]
+    problems: list[str] = []
+    if not todo:
+        return problems
+    base = Path(tempfile.mkdtemp(prefix="almatools-mutation-check-"))
+    try:
+        src, python = make_scratch(base)
+        passes: dict[str, int] = {}
+
+        def status(test: str) -> int:
+            try:
+                return subprocess.run([str(python), *PYTEST, "-x", test], cwd=src, timeout=timeout,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+            except subprocess.TimeoutExpired:
+                return -1  # a mutant that hangs its test is killed, as in a run
+        for module, s in todo:
+            what = f"{module} line {s['line']} `{s['before']}` → `{s['after']}`"
+            path = src / MODULES[module][0]
+            pristine = path.read_text()
+            try:
+                mutated = apply_survivor(pristine, s)
+            except ValueError as exc:
+                problems.append(f"{what}: {exc}")
+                continue
+            if s["test"] not in passes:
+                passes[s["test"]] = status(s["test"])
+            if passes[s["test"]] != 0:
+                problems.append(f"{what}: {s['test']} does not pass without the mutant (pytest status "
+                                f"{passes[s['test']]})")
+                continue
+            path.write_text(mutated)
+            try:
+                rc = status(s["test"])
+            finally:
+                path.write_text(pristine)
+            print(f"   {what}: {'killed' if rc not in (0, 5) else 'SURVIVES'} by {s['test']}", flush=True)
+            if rc in (0, 5):
+                problems.append(f"{what}: survives {s['test']}")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return problems
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("modules", nargs="*", help="modules to run (default: all; see --list)")
@@ -919,6 +999,9 @@ def main(argv=None) -> int:
     parser.add_argument("--report", action="store_true", help="only rewrite the report from the recorded results")
     parser.add_argument("--part", metavar="K/N", help="run only the k-th of n shares of each module's mutants left "
                         "(run the n parts at once, one per core; the last to finish records the whole figure)")
+    parser.add_argument("--check-killed", action="store_true",
+                        help="check the survivors judged killed (default: of every module): each verdict's test passes, "
+                        "and fails with the mutant applied")
     parser.add_argument("--keep", action="store_true", help="keep the scratch copy (to read cosmic-ray's session)")
     parser.add_argument("--record", metavar="WORK", nargs="+",
                         help="record the figures so far of runs going on elsewhere (their scratch work/<module> dirs)")
@@ -945,6 +1028,10 @@ def main(argv=None) -> int:
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
         parser.error(f"unknown module(s) {unknown}; known: {', '.join(MODULES)}")
+    if args.check_killed:
+        problems = check_killed(args.modules or list(MODULES))
+        print("mutation: " + ("; ".join(problems) if problems else "every survivor judged killed is killed"))
+        return 1 if problems else 0
     part = None
     if args.part:
         k, _, n = args.part.partition("/")

@@ -7,6 +7,7 @@ results and verdicts give.
 """
 
 import importlib.util
+import json
 import subprocess
 import sys
 import tomllib
@@ -74,8 +75,82 @@ def test_a_verdict_needs_a_reason(mutation, tmp_path, monkeypatch):
     verdicts = tmp_path / "verdicts.toml"
     verdicts.write_text('[[mutant]]\nmodule = "m"\nbefore = "a"\nafter = "b"\nverdict = "equivalent"\n')
     monkeypatch.setattr(mutation, "EQUIVALENTS", verdicts)
-    with pytest.raises(SystemExit, match="needs verdict equivalent|accepted and a reason"):
+    with pytest.raises(SystemExit, match="needs verdict equivalent.accepted.killed and a reason"):
         mutation.judgements()
+
+
+@pytest.mark.parametrize("fields", [
+    'verdict = "killed"\nreason = "a test since"\n',                                 # killed without its test
+    'verdict = "accepted"\nreason = "a log width"\ntest = "tests/test_x.py::test_y"\n',  # a test on a read one
+    'verdict = "fixed"\nreason = "not a verdict"\n'])
+def test_a_killed_verdict_and_only_a_killed_one_names_its_test(mutation, tmp_path, monkeypatch, fields):
+    verdicts = tmp_path / "verdicts.toml"
+    verdicts.write_text('[[mutant]]\nmodule = "m"\nbefore = "a"\nafter = "b"\n' + fields)
+    monkeypatch.setattr(mutation, "EQUIVALENTS", verdicts)
+    with pytest.raises(SystemExit, match="a killed one the test that kills it"):
+        mutation.judgements()
+
+
+def test_a_survivor_killed_since_its_run_stays_a_survivor_in_the_score_and_names_its_test(mutation, tmp_path,
+                                                                                       monkeypatch):
+    verdicts = tmp_path / "verdicts.toml"
+    verdicts.write_text('[[mutant]]\nmodule = "archive.adql"\nbefore = "x < 1"\nafter = "x <= 1"\n'
+                        'verdict = "killed"\nreason = "the bound at 1"\ntest = "tests/test_x.py::test_one"\n')
+    monkeypatch.setattr(mutation, "EQUIVALENTS", verdicts)
+    record = {"module": "archive.adql", "source": "plugins/archive/adql.py", "date": "2026-12-02", "commit": "abc",
+              "seconds": 60, "killed": 9, "survived": 1, "incompetent": 0, "survivors": [
+                  {"operator": "core/ReplaceComparisonOperator_Lt_LtE", "line": 4, "before": "x < 1",
+                   "after": "x <= 1"}]}
+    judged = mutation.judge(record, mutation.judgements())
+    assert judged[0]["verdict"] == "killed" and judged[0]["test"] == "tests/test_x.py::test_one"
+    assert mutation.score(record, judged) == (10, 9, 0.9)
+    report = mutation.write_report({"archive.adql": record})
+    assert "| 10 | 9 | 1 | 0 | 0 | 1 | 0 | 90.0 % |" in report
+    assert "**killed** since the run, by `tests/test_x.py::test_one`: the bound at 1" in report
+
+
+def test_apply_survivor_changes_its_line_only_and_refuses_a_changed_source(mutation):
+    text = "def f(x):\n    if x < 1:  # edge\n        return 2\r\n    return 3\n"
+    survivor = {"line": 2, "before": "if x < 1:  # edge", "after": "if x <= 1:  # edge"}
+    assert mutation.apply_survivor(text, survivor) == text.replace("x < 1", "x <= 1")
+    assert mutation.apply_survivor(text, {"line": 3, "before": "return 2", "after": "return 3"}) == \
+        text.replace("return 2\r\n", "return 3\r\n")
+    for moved in ({**survivor, "line": 1}, {**survivor, "line": 9}, {**survivor, "before": "if x < 2:  # edge"}):
+        with pytest.raises(ValueError, match="the source changed since the run"):
+            mutation.apply_survivor(text, moved)
+
+
+def test_check_killed_runs_each_verdicts_test_with_its_mutant_applied(mutation, tmp_path, monkeypatch):
+    """Real pytest runs in a scratch copy: a test that kills its mutant, one that does not, a moved line."""
+    area = "return FWHM_TO_AREA * np.asarray(major_rad, float) * np.asarray(minor_rad, float)"
+    rj = "return JY * C ** 2 / (2 * K_B * freq_hz ** 2)"
+    source = (ROOT / "plugins/brightness/conversion.py").read_text().splitlines()
+    line_area, line_rj = source.index("    " + area) + 1, source.index("    " + rj) + 1
+    survivors = [
+        {"operator": "core/ReplaceBinaryOperator_Mul_Div", "line": line_area, "before": area,
+         "after": area.replace(") * np", ") / np")},
+        {"operator": "core/NumberReplacer", "line": line_rj, "before": rj, "after": rj.replace("(2 *", "(3 *")},
+        {"operator": "core/NumberReplacer", "line": line_rj + 1, "before": rj, "after": rj.replace("** 2)", "** 3)")}]
+    tests = ["tests/test_tbconv.py::test_rj_values_match_astropy_and_radio_beam",
+             "tests/test_tbconv.py::test_image_file_errors_are_input_file_errors",  # never computes a factor
+             "tests/test_tbconv.py::test_round_trips"]
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"brightness.conversion": {
+        "module": "brightness.conversion", "source": "plugins/brightness/conversion.py", "date": "2026-12-02",
+        "commit": "abc", "seconds": 1, "killed": 100, "survived": 3, "incompetent": 0, "survivors": survivors}}))
+    verdicts = tmp_path / "verdicts.toml"
+    verdicts.write_text("".join(
+        f'[[mutant]]\nmodule = "brightness.conversion"\nbefore = {json.dumps(s["before"])}\n'
+        f'after = {json.dumps(s["after"])}\nverdict = "killed"\nreason = "r"\ntest = "{test}"\n'
+        for s, test in zip(survivors, tests)))
+    monkeypatch.setattr(mutation, "RESULTS", results)
+    monkeypatch.setattr(mutation, "EQUIVALENTS", verdicts)
+    problems = mutation.check_killed(["brightness.conversion"])
+    assert len(problems) == 2
+    assert "survives tests/test_tbconv.py::test_image_file_errors_are_input_file_errors" in problems[0]
+    assert f"line {line_rj + 1}" in problems[1] and "the source changed since the run" in problems[1]
+    # the checkout is untouched
+    assert (ROOT / "plugins/brightness/conversion.py").read_text().splitlines() == source
 
 
 def test_the_report_in_the_repository_is_the_recorded_one(mutation):
