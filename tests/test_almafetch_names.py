@@ -138,6 +138,10 @@ def test_a_tree_path_at_the_byte_limit():
     ("https://h /x", None), ("https://h\t/x", None), ("https://h:99999/x", None), ("https://h:x/x", None),
     ("https:///x", None), ("https://bücher.example/x", None), ("//h/x", None), (None, None), (b"https://h", None),
     ("https://h:0/x", ("https", "h", 443)),  # port 0 is 'no port' to urllib and urllib3 alike
+    ("https://h/x#w@", ("https", "h", 443)),  # an '@' in the fragment is no user info
+    # urllib3 (which requests sends through) decodes '%41' in a host to 'a', urllib keeps it: read differently
+    ("https://%41/x", None),
+    ("https://,%/x", None),  # urllib reads host ',%', urllib3 refuses the URL
 ])
 def test_origin_of_urls(url, expected):
     assert origin(url) == expected
