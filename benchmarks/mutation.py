@@ -927,6 +927,24 @@ def load_results() -> dict:
     return json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
 
 
+def store_results(records: list[dict]) -> dict:
+    """Record *records* (one per module) in the results and rewrite the report; return the results.
+
+    Runs of different modules in other terminals may finish at the same moment: the read-update-write
+    happens under the progress lock, so neither loses the other's record, and each file is replaced
+    whole, so a reader never sees half of one.
+    """
+    with _ProgressLock():
+        results = load_results()
+        results.update((record["module"], record) for record in records)
+        for path, text in ((RESULTS, json.dumps(results, indent=1, sort_keys=True) + "\n"),
+                           (REPORT, write_report(results))):
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text(text)
+            tmp.replace(path)
+    return results
+
+
 # --------------------------------------------------------------------------------------------------
 # survivors that tests added since their run kill
 
@@ -1018,11 +1036,7 @@ def main(argv=None) -> int:
             print(f"{name:<24} {source:<40} {' '.join(tests)}")
         return 0
     if args.record:
-        results = load_results()
-        for work in args.record:
-            record = record_partial(Path(work))
-            results[record["module"]] = record
-        RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+        store_results([record_partial(Path(work)) for work in args.record])
         args.modules = [Path(w).name for w in args.record]
         args.report = True
     unknown = [m for m in args.modules if m not in MODULES]
@@ -1045,10 +1059,7 @@ def main(argv=None) -> int:
             src, python = make_scratch(base)
             for module in args.modules or list(MODULES):
                 record = run_module(module, base, src, python, commit, part)
-                results = load_results()
-                results[module] = record
-                RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
-                REPORT.write_text(write_report(results))
+                store_results([record])
                 print(f"   killed {record['killed']}, survived {record['survived']}, "
                       f"incompetent {record['incompetent']} ({record['seconds']} s)", flush=True)
                 if record.get("unrun"):
@@ -1058,8 +1069,7 @@ def main(argv=None) -> int:
                 print(f"mutation: scratch copy kept in {base}")
             else:
                 shutil.rmtree(base, ignore_errors=True)
-    results = load_results()
-    REPORT.write_text(write_report(results))
+    results = store_results([])  # the report of the recorded results and the present verdicts
     short = []
     for module in args.modules or list(MODULES):
         if module in results:

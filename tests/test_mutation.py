@@ -167,6 +167,28 @@ def test_the_report_in_the_repository_is_the_recorded_one(mutation):
 
 
 
+def test_a_record_waits_for_the_lock_and_keeps_what_another_run_wrote_meanwhile(mutation, tmp_path, monkeypatch):
+    import threading
+    monkeypatch.setattr(mutation, "RESULTS", tmp_path / "results.json")
+    monkeypatch.setattr(mutation, "REPORT", tmp_path / "report.md")
+    monkeypatch.setattr(mutation, "PROGRESS", tmp_path / "progress")
+
+    def record(module, killed):
+        return {"module": module, "source": mutation.MODULES[module][0], "date": "2026-12-03", "commit": "abc",
+                "seconds": 1, "killed": killed, "survived": 0, "incompetent": 0, "survivors": []}
+    with mutation._ProgressLock():  # another run, in the middle of recording its module
+        mine = threading.Thread(target=mutation.store_results, args=([record("frames.chansel", 7)],))
+        mine.start()
+        mine.join(0.5)
+        assert mine.is_alive()  # waits for the other run to finish writing
+        mutation.RESULTS.write_text(json.dumps({"core.registry": record("core.registry", 5)}))
+    mine.join(30)
+    results = json.loads(mutation.RESULTS.read_text())
+    assert {m: r["killed"] for m, r in results.items()} == {"frames.chansel": 7, "core.registry": 5}
+    assert mutation.REPORT.read_text() == mutation.write_report(results)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["progress", "report.md", "results.json"]  # no temp left
+
+
 def test_the_scratch_environment_imports_the_copy_not_the_checkout(mutation, tmp_path):
     src, python = mutation.make_scratch(tmp_path)
     assert (src / "plugins" / "calunflag" / "ppr.py").read_text() == (ROOT / "plugins/calunflag/ppr.py").read_text()
