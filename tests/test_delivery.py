@@ -188,6 +188,30 @@ def test_fluxscale_text_reads_results_reference_and_models():
     assert (model.field, model.field_id, model.flux_jy, model.freq_hz) == ("J0423-0120", "0", 1.1339, 3.0541e11)
 
 
+SETJY_LOG = """\
+2015-03-02 10:01:00 INFO setjy\t  Titan (fld ind 3) spw 1  [I=0.95125, Q=0, U=0, V=0] Jy @ 2.3302e+11Hz, (Butler-JPL-Horizons 2012)
+2015-03-02 10:01:00 INFO setjy\t  J0423-0120 (fld ind 2) spw 5  [I=0, Q=0, U=0, V=0] Jy @ 2.3302e+11Hz
+2015-03-02 10:01:00 INFO setjy\t  J0241-0815 (fld ind 1) spw 4  [I=-1, Q=0, U=0, V=0] Jy @ 2.3302e+11Hz, (user-specified)
+2015-03-02 10:02:00 INFO fluxscale\t Flux density for J0241-0815 in SpW=4 is: 0.4014 +/- 0.0060
+"""
+
+
+def test_setjy_lines_keep_field_index_spw_and_standard_and_old_fluxscale_lines_have_no_snr():
+    found = read_fluxscale_text(SETJY_LOG, "casa.log")
+    models = [(f.field, f.field_id, f.spw, f.flux_jy, f.freq_hz, f.origin, f.extra, f.where)
+              for f in found.fluxes if f.kind == "model"]
+    assert models == [
+        ("Titan", "3", "1", 0.95125, 2.3302e11, "setjy (Butler-JPL-Horizons 2012)",
+         {"standard": "Butler-JPL-Horizons 2012"}, "casa.log:1"),
+        # no standard named; a model of 0 Jy is still what the calibration assumed
+        ("J0423-0120", "2", "5", 0.0, 2.3302e11, "setjy (model)", {"standard": ""}, "casa.log:2")]
+    # a negative I is no flux density (setjy's fluxdensity=-1 means 'look it up'): left out.  A fluxscale line
+    # without '(SNR = ..., N = ...)' is read, with no extra
+    measured, = [f for f in found.fluxes if f.kind == "measured"]
+    assert (measured.field, measured.spw, measured.flux_jy, measured.error_jy, measured.extra) == \
+        ("J0241-0815", "4", 0.4014, 0.0060, {})
+
+
 def test_aqua_report_reads_imported_and_derived_fluxes():
     report = read_aqua(example.AQUA_REPORT, "aqua.xml")
     assert report.ous == example.MOUS and report.pipeline_version == example.PIPELINE_VERSION
