@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import sys
+import threading
 import time
 
 __all__ = ["post", "info", "warn", "severe", "debug", "progress", "current_task", "task_chain", "task_origin",
@@ -25,6 +26,9 @@ __all__ = ["post", "info", "warn", "severe", "debug", "progress", "current_task"
 #: the running almatools tasks, outermost first (a task may call another: wtcheck runs calversion)
 _task_chain: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("almatools_tasks", default=())
 _casalog = None
+# casalog is one C++ object with one current origin: a line's origin and its posting must not interleave with
+# another thread's, and concurrent calls into it have crashed the process (worker threads' progress lines)
+_casalog_lock = threading.Lock()
 _PRIORITY = {"DEBUG": logging.DEBUG, "DEBUG1": logging.DEBUG, "DEBUG2": logging.DEBUG, "INFO": logging.INFO,
              "INFO1": logging.INFO, "INFO2": logging.INFO, "WARN": logging.WARNING, "SEVERE": logging.ERROR}
 
@@ -77,9 +81,10 @@ def post(message: str, priority: str = "INFO", origin: str | None = None) -> Non
     where = origin or task_origin()
     cl = casalog()
     if cl is not None:
-        cl.origin(where)
-        for line in str(message).splitlines() or [""]:
-            cl.post(line, priority)
+        with _casalog_lock:
+            cl.origin(where)
+            for line in str(message).splitlines() or [""]:
+                cl.post(line, priority)
     else:
         logging.getLogger(f"almatools.{where}").log(_PRIORITY.get(priority, logging.INFO), message)
 

@@ -268,3 +268,28 @@ def test_casatools_itself_fails_under_python_O(tmp_path):
     out = subprocess.run([sys.executable, "-O", "-c", "import casatools"], capture_output=True, text=True,
                          cwd=tmp_path)
     assert out.returncode != 0 and "TypeError" in out.stderr
+
+
+def test_lines_posted_from_many_threads_keep_their_own_origin(casa_log_file):
+    # a task's worker threads (calflux's queries, almafetch's streams) post progress at once; casalog has one
+    # current origin, and unserialised calls into it mislabelled lines and once crashed the process
+    import threading
+    import uuid
+    from almatools import log
+    tag = uuid.uuid4().hex[:8]
+    start = threading.Barrier(6)
+
+    def worker(k):
+        start.wait()
+        for i in range(150):
+            log.post(f"{tag} line {k}-{i}", origin=f"worker{k}")
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    lines = [line for line in casa_log_file.read_text().splitlines() if f"{tag} line " in line]
+    assert len(lines) == 6 * 150
+    for line in lines:
+        k = line.split(f"{tag} line ")[1].split("-")[0]
+        assert line.split("\t")[2].startswith(f"worker{k}"), line
