@@ -690,6 +690,7 @@ def conclude(module: str, session: Path, source_text: str, sitting: str, commit:
     other parts going on now), and the kept file brought up to date: removed once every mutant has run."""
     outcomes, _ = session_outcomes(session)
     sha = _sha256(source_text)
+    from almatools.io import atomic_write  # here, not at the top: the per-mutant processes must not import almatools
     path = PROGRESS / f"{module}.json"
     with _ProgressLock():
         kept = _read_progress(module, sha)
@@ -698,10 +699,8 @@ def conclude(module: str, session: Path, source_text: str, sitting: str, commit:
             {"id": sitting, "commit": commit, "seconds": round(seconds)}]
         record = _record(module, merged, total, sittings)
         if record.get("unrun"):
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"module": module, "source_sha256": sha, "total": total, "sittings": sittings,
-                                       "outcomes": dict(sorted(merged.items()))}, indent=0) + "\n")
-            tmp.replace(path)
+            atomic_write(path, json.dumps({"module": module, "source_sha256": sha, "total": total, "sittings": sittings,
+                                           "outcomes": dict(sorted(merged.items()))}, indent=0) + "\n")
         else:
             path.unlink(missing_ok=True)
     return record
@@ -934,14 +933,12 @@ def store_results(records: list[dict]) -> dict:
     happens under the progress lock, so neither loses the other's record, and each file is replaced
     whole, so a reader never sees half of one.
     """
+    from almatools.io import atomic_write  # here, not at the top: the per-mutant processes must not import almatools
     with _ProgressLock():
         results = load_results()
         results.update((record["module"], record) for record in records)
-        for path, text in ((RESULTS, json.dumps(results, indent=1, sort_keys=True) + "\n"),
-                           (REPORT, write_report(results))):
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(text)
-            tmp.replace(path)
+        atomic_write(RESULTS, json.dumps(results, indent=1, sort_keys=True) + "\n")
+        atomic_write(REPORT, write_report(results))
     return results
 
 
